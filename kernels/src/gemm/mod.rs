@@ -1,0 +1,39 @@
+//! Blocked SGEMM: the five BLIS loops around an `MR x NR` microkernel.
+//!
+//! `C = act(alpha * A * B + beta * C + bias)`, with `A` `m x k`, `B` `k x n`.
+//! A and B are copied into zero-padded panels ([`pack`]) so the microkernel
+//! reads both with unit stride and never past memory the library owns;
+//! `B` can come from any [`PackB`] source, which is how convolution gathers
+//! im2col columns straight into panels without building the whole matrix.
+
+mod driver;
+mod epilogue;
+pub mod pack;
+mod registry;
+mod scalar;
+
+pub use driver::{ASource, Gemm, PackedA};
+pub use epilogue::{Bias, Epilogue, TileEpilogue};
+pub use pack::PackB;
+pub use registry::{KERNELS, MicroKernel, kernel_for};
+
+/// A microkernel: `C[m x n] = epilogue(A_panel[kc x MR]^T * B_panel[kc x NR])`
+/// for `m <= MR`, `n <= NR`.
+///
+/// # Safety
+/// `a` must point to `kc * MR` readable floats, `b` to `kc * NR` readable
+/// floats (both packed, any alignment), and `c` to an `m x n` block whose
+/// element (i, j) at `c + i*rs_c + j*cs_c` is writable (and readable when
+/// the epilogue loads C); `tile.bias_row` / `tile.bias_col` must be null or
+/// point to `m` / `n` readable floats.
+pub type KernelFn = unsafe fn(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    rs_c: usize,
+    cs_c: usize,
+    m: usize,
+    n: usize,
+    tile: &TileEpilogue,
+);

@@ -1,0 +1,58 @@
+//! The portable microkernel: plain Rust the compiler may auto-vectorize.
+//! `a * b + c`, never `mul_add`, which is a libm call without the `fma`
+//! target feature.
+
+use super::epilogue::{TileEpilogue, store_tile};
+
+/// Generic body for any `MR x NR`.
+///
+/// # Safety
+/// The contract of [`crate::gemm::KernelFn`] for this `MR` and `NR`.
+#[inline(always)]
+unsafe fn body<const MR: usize, const NR: usize>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    rs_c: usize,
+    cs_c: usize,
+    m: usize,
+    n: usize,
+    t: &TileEpilogue,
+) {
+    let mut acc = [[0.0f32; NR]; MR];
+    for p in 0..kc {
+        // SAFETY: the packed panels hold kc * MR and kc * NR floats.
+        let (ap, bp) = unsafe { (a.add(p * MR), b.add(p * NR)) };
+        for (i, row) in acc.iter_mut().enumerate() {
+            // SAFETY: i < MR, inside step p of the A panel.
+            let ai = unsafe { *ap.add(i) };
+            for (j, x) in row.iter_mut().enumerate() {
+                // SAFETY: j < NR, inside step p of the B panel.
+                *x += ai * unsafe { *bp.add(j) };
+            }
+        }
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { store_tile::<MR, NR>(&acc, c, rs_c, cs_c, m, n, t) }
+}
+
+/// Scalar 4x8 microkernel: 32 accumulators, small enough for the compiler
+/// to keep in registers on every target.
+///
+/// # Safety
+/// The contract of [`crate::gemm::KernelFn`] with `MR = 4`, `NR = 8`.
+pub unsafe fn sgemm_4x8_scalar(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    rs_c: usize,
+    cs_c: usize,
+    m: usize,
+    n: usize,
+    t: &TileEpilogue,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe { body::<4, 8>(kc, a, b, c, rs_c, cs_c, m, n, t) }
+}

@@ -1,0 +1,17 @@
+//! The unsafe half of `receptive`: SIMD microkernels, packing and the loops
+//! that drive them. Every line of `unsafe` in the project lives in this crate;
+//! each unsafe fn has a `# Safety` section and each block a `// SAFETY:` line.
+//!
+//! The safe entry points here check what soundness needs (slice bounds,
+//! disjoint views) and panic on contract violations; the `receptive` crate
+//! validates user input first and reports it as errors.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod gemm;
+pub mod isa;
+pub mod view;
+
+pub use isa::Isa;
+pub use view::{MatMut, MatRef, ViewError};

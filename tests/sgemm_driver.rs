@@ -1,0 +1,37 @@
+//! The blocked driver against the triple loop, across block boundaries.
+
+use receptive::{Activation, Bias, MatMut, MatRef, reference, sgemm};
+
+/// Deterministic pseudo-random values in [-1, 1).
+fn fill(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 23) as f32) - 1.0
+        })
+        .collect()
+}
+
+#[test]
+fn blocked_driver_matches_reference() {
+    for &(m, n, k) in &[(1, 1, 1), (5, 9, 0), (7, 13, 3), (33, 17, 300), (9, 70, 513)] {
+        let a = fill(m * k, 1);
+        let b = fill(k * n, 2);
+        let c0 = fill(m * n, 3);
+        let bias = fill(m, 4);
+        // A column-major (transposed strides), B row-major, C row-major.
+        let av = MatRef::new(&a, m, k, 1, m).unwrap();
+        let bv = MatRef::new(&b, k, n, n, 1).unwrap();
+        let (mut got, mut want) = (c0.clone(), c0.clone());
+        let act = Activation::Clamp { min: -0.5, max: 2.0 };
+        sgemm(0.5, av, bv, 0.25, MatMut::new(&mut got, m, n, n, 1).unwrap(), Bias::PerRow(&bias), act).unwrap();
+        reference::sgemm(0.5, av, bv, 0.25, MatMut::new(&mut want, m, n, n, 1).unwrap(), Bias::PerRow(&bias), act)
+            .unwrap();
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            // |a|, |b| <= 1: the products' absolute sum is at most k.
+            let tol = reference::tolerance(k, 0.5 * k as f32 + 0.25 + 1.0);
+            assert!((g - w).abs() <= tol, "m={m} n={n} k={k} at {i}: {g} vs {w}");
+        }
+    }
+}
