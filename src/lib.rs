@@ -34,7 +34,7 @@ pub mod reference;
 
 pub use activation::Activation;
 pub use error::{Error, Result};
-pub use gemm::{Bias, MatMut, MatRef, sgemm};
+pub use gemm::{Bias, KernelInfo, MatMut, MatRef, peak_gflops, sgemm, sgemm_kernel_info};
 pub use params::{Conv2dParams, Padding, Pool2dParams, PoolKind};
 pub use receptive_kernels::Isa;
 
