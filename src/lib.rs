@@ -27,12 +27,14 @@
 #![warn(missing_docs)]
 
 mod activation;
+mod conv;
 mod error;
 mod gemm;
 mod params;
 pub mod reference;
 
 pub use activation::Activation;
+pub use conv::{Conv2dPlan, conv2d, conv2d_with};
 pub use error::{Error, Result};
 pub use gemm::{Bias, KernelInfo, MatMut, MatRef, peak_gflops, sgemm, sgemm_kernel_info};
 pub use params::{Conv2dParams, Padding, Pool2dParams, PoolKind};

@@ -9,7 +9,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod depthwise;
 pub mod gemm;
+pub mod im2col;
 pub mod isa;
 pub mod peak;
 pub mod view;
