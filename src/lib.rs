@@ -27,12 +27,16 @@
 #![warn(missing_docs)]
 
 mod activation;
+mod conv_backward;
+mod conv_transpose;
 mod error;
 mod gemm;
 mod params;
 pub mod reference;
 
 pub use activation::Activation;
+pub use conv_backward::{Conv2dBackwardDataPlan, conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weights};
+pub use conv_transpose::{ConvTranspose2dParams, ConvTranspose2dPlan, conv_transpose2d};
 pub use error::{Error, Result};
 pub use gemm::{Bias, MatMut, MatRef, sgemm};
 pub use params::{Conv2dParams, Padding, Pool2dParams, PoolKind};
