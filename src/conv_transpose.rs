@@ -109,6 +109,20 @@ impl ConvTranspose2dParams {
 
     /// Checks everything that does not depend on the input size.
     pub fn validate(&self) -> Result<()> {
+        // Channel rules under this type's own names; the conv it transposes
+        // has them swapped.
+        for (name, v) in
+            [("in_channels", self.in_channels), ("out_channels", self.out_channels), ("groups", self.groups)]
+        {
+            if v == 0 {
+                return Err(Error::invalid(name, 0, "must be at least 1"));
+            }
+        }
+        for (name, v) in [("in_channels", self.in_channels), ("out_channels", self.out_channels)] {
+            if v % self.groups != 0 {
+                return Err(Error::invalid(name, v, format!("must be divisible by groups = {}", self.groups)));
+            }
+        }
         self.as_conv().validate()?;
         for (i, axis) in ["rows", "columns"].iter().enumerate() {
             let op = self.output_padding[i];
