@@ -28,6 +28,8 @@
 
 mod activation;
 mod conv;
+mod conv_backward;
+mod conv_transpose;
 mod error;
 mod gemm;
 mod params;
@@ -35,6 +37,8 @@ pub mod reference;
 
 pub use activation::Activation;
 pub use conv::{Conv2dPlan, conv2d, conv2d_with};
+pub use conv_backward::{Conv2dBackwardDataPlan, conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weights};
+pub use conv_transpose::{ConvTranspose2dParams, ConvTranspose2dPlan, conv_transpose2d};
 pub use error::{Error, Result};
 pub use gemm::{Bias, KernelInfo, MatMut, MatRef, peak_gflops, sgemm, sgemm_kernel_info};
 pub use params::{Conv2dParams, Padding, Pool2dParams, PoolKind};

@@ -9,9 +9,11 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod col2im;
 pub mod depthwise;
 pub mod gemm;
 pub mod im2col;
+pub mod im2col_t;
 pub mod isa;
 pub mod peak;
 pub mod view;
