@@ -11,6 +11,7 @@
 
 pub mod gemm;
 pub mod isa;
+pub mod pool;
 pub mod view;
 
 pub use isa::Isa;
