@@ -33,6 +33,7 @@ mod conv_transpose;
 mod error;
 mod gemm;
 mod params;
+mod pool;
 pub mod reference;
 
 pub use activation::Activation;
@@ -42,6 +43,7 @@ pub use conv_transpose::{ConvTranspose2dParams, ConvTranspose2dPlan, conv_transp
 pub use error::{Error, Result};
 pub use gemm::{Bias, KernelInfo, MatMut, MatRef, peak_gflops, sgemm, sgemm_kernel_info};
 pub use params::{Conv2dParams, Padding, Pool2dParams, PoolKind};
+pub use pool::{Pool2dPlan, avg_pool2d, global_avg_pool2d, global_max_pool2d, max_pool2d, max_pool2d_with_indices};
 pub use receptive_kernels::Isa;
 
 /// The instruction set the kernels run on: the best this CPU supports,

@@ -16,6 +16,7 @@ pub mod im2col;
 pub mod im2col_t;
 pub mod isa;
 pub mod peak;
+pub mod pool;
 pub mod view;
 
 pub use isa::Isa;
