@@ -128,6 +128,9 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
         eprintln!("note: {note}");
     }
     let base = opts.baseline.as_deref().map(baseline::load).transpose()?;
+    if let Some(name) = &opts.save {
+        baseline::file(name)?;
+    }
     let records = match opts.threads {
         Some(n) => rayon::ThreadPoolBuilder::new()
             .num_threads(n)
