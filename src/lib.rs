@@ -32,6 +32,8 @@ mod conv_backward;
 mod conv_transpose;
 mod error;
 mod gemm;
+#[cfg(feature = "ndarray")]
+pub mod nd;
 mod params;
 mod pool;
 pub mod reference;
