@@ -27,6 +27,8 @@
 #![warn(missing_docs)]
 
 mod activation;
+#[cfg(feature = "candle")]
+pub mod candle;
 mod conv;
 mod conv_backward;
 mod conv_transpose;
