@@ -19,7 +19,7 @@ mod registry;
 pub(crate) mod scalar;
 pub(crate) mod simd;
 
-pub use driver::{ASource, CacheSizes, Gemm, PackedA};
+pub use driver::{ASource, CacheSizes, Gemm, PackedA, Packing};
 pub use epilogue::{Bias, Epilogue, TileEpilogue};
 pub use pack::PackB;
 pub use registry::{KERNELS, MicroKernel, kernel_for};
@@ -37,6 +37,29 @@ pub type KernelFn = unsafe fn(
     kc: usize,
     a: *const f32,
     b: *const f32,
+    c: *mut f32,
+    rs_c: usize,
+    cs_c: usize,
+    m: usize,
+    n: usize,
+    tile: &TileEpilogue,
+);
+
+/// A microkernel reading A and B in place: the contract of [`KernelFn`],
+/// except that A's element (i, p) is at `a + i*rs_a + p*cs_a` and B's step p
+/// (NR contiguous floats) at `b + p*rs_b`.
+///
+/// # Safety
+/// For every `i < MR`, `j < NR` and `p < kc` (all MR rows and NR columns,
+/// even when `m < MR` or `n < NR`) those elements are readable; C and the
+/// epilogue as for [`KernelFn`].
+pub type StridedKernelFn = unsafe fn(
+    kc: usize,
+    a: *const f32,
+    rs_a: usize,
+    cs_a: usize,
+    b: *const f32,
+    rs_b: usize,
     c: *mut f32,
     rs_c: usize,
     cs_c: usize,
