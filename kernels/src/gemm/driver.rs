@@ -37,17 +37,22 @@ impl Gemm {
     /// ([`CacheSizes::detect`]).
     ///
     /// The budget (Zen 5 per core: L1d 48 KiB, L2 1 MiB, L3 32 MiB shared):
-    /// * L1: the `KC x NR` B micropanel stays resident while the loop over
-    ///   A micropanels reuses it, and one `MR x KC` A micropanel streams
-    ///   through beside it: `(MR + NR) * KC * 4` bytes in about 3/4 of L1d;
-    /// * L2: the packed `MC x KC` block of A stays resident across all the
-    ///   B micropanels of a block: `MC * KC * 4` bytes in half of L2;
-    /// * L3: the packed `KC x NC` block of B is reused across the MC blocks:
-    ///   `KC * NC * 4` bytes in a quarter of L3 (it is shared by the cores).
+    /// * L1: the `MR x KC` A micropanel in a quarter of L1d (6x64 kernel:
+    ///   KC = 512, 12 KiB), beside the B step being loaded. The `KC x NR` B
+    ///   micropanel that loop 1 reuses is larger than L1 for NR = 64
+    ///   (128 KiB) and streams from L2: 256 bytes per k-step against 12
+    ///   cycles of FMAs, well under L2's 64 bytes per cycle. Measured on
+    ///   Zen 5 (6x64): KC 512 beat 384, 256 and 128 by 2-10% on every
+    ///   benchmark shape, since a longer KC also halves the C reloads;
+    /// * L2: the packed `MC x KC` block of A, reused by every B micropanel
+    ///   of a block: `MC * KC * 4` bytes in half of L2 (MC = 252);
+    /// * L3: the packed `KC x NC` block of B, reused across the MC blocks:
+    ///   `KC * NC * 4` bytes in a quarter of L3, which the cores share
+    ///   (NC = 4096).
     pub fn for_kernel(kernel: &'static MicroKernel) -> Gemm {
         let caches = CacheSizes::detect();
         let (mr, nr) = (kernel.mr, kernel.nr);
-        let kc = (caches.l1 * 3 / 4 / ((mr + nr) * 4) / 16 * 16).clamp(64, 512);
+        let kc = (caches.l1 / 4 / (mr * 4) / 16 * 16).clamp(128, 512);
         let mc = (caches.l2 / 2 / (kc * 4) / mr * mr).clamp(mr, 4096 / mr * mr);
         let nc = (caches.l3 / 4 / (kc * 4) / nr * nr).clamp(nr, 8192 / nr * nr);
         Gemm { kernel, mc, kc, nc }
@@ -94,6 +99,10 @@ impl Gemm {
             return;
         }
         let (mr, nr) = (self.kernel.mr, self.kernel.nr);
+        // Even blocks no larger than MC / NC (in whole tiles), so a product
+        // slightly over a block size does not end in a sliver.
+        let even = |len: usize, block: usize, tile: usize| len.div_ceil(len.div_ceil(block)).div_ceil(tile) * tile;
+        let (mc_blk, nc_blk) = (even(m, self.mc, mr), even(n, self.nc, nr));
         // Operands read in place instead of packed (see `Packing::Auto`).
         let (a_in_place, b_in_place) = match packing {
             Packing::Always => (None, None),
@@ -121,8 +130,8 @@ impl Gemm {
             // A k of 0 still runs one (empty) block so the epilogue applies.
             let k_blocks = k.div_ceil(self.kc).max(1);
             // Loop 5: NC-wide column blocks of B and C.
-            for jc in (0..n).step_by(self.nc) {
-                let nc = self.nc.min(n - jc);
+            for jc in (0..n).step_by(nc_blk) {
+                let nc = nc_blk.min(n - jc);
                 let npanels = nc.div_ceil(nr);
                 // Loop 4: KC-long blocks of the reduction (never parallel).
                 for kb in 0..k_blocks {
@@ -146,8 +155,8 @@ impl Gemm {
                         Some(_) => &[],
                     };
                     // Loop 3: MC-tall row blocks of A and C.
-                    for ic in (0..m).step_by(self.mc) {
-                        let mc = self.mc.min(m - ic);
+                    for ic in (0..m).step_by(mc_blk) {
+                        let mc = mc_blk.min(m - ic);
                         let apack: &[f32] = match (a, a_in_place) {
                             (ASource::Packed(p), _) => p.block(pc, kc, ic, mc),
                             (ASource::Strided(am), None) => {
@@ -232,12 +241,13 @@ impl Gemm {
     }
 }
 
-/// Below this many columns of C, A is read in place rather than packed:
+/// Up to this many columns of C, A is read in place rather than packed:
 /// each element of A feeds only `n` FMAs, too few to repay a transposing
-/// copy (e.g. `(512, 49, 4608)`, a late ResNet layer).
-const IN_PLACE_A_MAX_N: usize = 256;
-/// Below this many rows of C, a row-contiguous B is read in place rather
-/// than packed, for the same reason (e.g. `(64, 3136, 576)`).
+/// copy (e.g. `(512, 49, 4608)`, a late ResNet layer: 88 -> 170 GFLOP/s;
+/// `(128, 784, 1152)` 183 -> 213; 1024^3 is even either way).
+const IN_PLACE_A_MAX_N: usize = 1024;
+/// Up to this many rows of C, a row-contiguous B is read in place rather
+/// than packed, for the same reason (e.g. `(64, 3136, 576)`: 140 -> 190).
 const IN_PLACE_B_MAX_M: usize = 256;
 
 /// Whether the driver copies A and B into packed panels.
