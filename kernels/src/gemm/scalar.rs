@@ -10,6 +10,7 @@ use super::epilogue::{TileEpilogue, store_tile};
 /// # Safety
 /// The contract of [`crate::gemm::StridedKernelFn`] for this `MR` and `NR`.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)] // the BLIS kernel contract, see StridedKernelFn
 unsafe fn body<const MR: usize, const NR: usize>(
     kc: usize,
     a: *const f32,
@@ -65,6 +66,7 @@ pub unsafe fn sgemm_4x8_scalar(
 ///
 /// # Safety
 /// The contract of [`crate::gemm::StridedKernelFn`] with `MR = 4`, `NR = 8`.
+#[allow(clippy::too_many_arguments)] // the BLIS kernel contract, see StridedKernelFn
 pub unsafe fn sgemm_4x8_scalar_strided(
     kc: usize,
     a: *const f32,

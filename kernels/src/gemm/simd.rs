@@ -82,6 +82,7 @@ pub(crate) unsafe trait Simd {
 /// The contract of [`crate::gemm::StridedKernelFn`], the CPU supports `S`,
 /// and `NR == NV * S::LANES`.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)] // the BLIS kernel contract, see StridedKernelFn
 pub(crate) unsafe fn body<S: Simd, const MR: usize, const NV: usize, const NR: usize>(
     kc: usize,
     a: *const f32,
@@ -219,6 +220,7 @@ macro_rules! kernel_shell {
         /// The contract of [`crate::gemm::StridedKernelFn`] for this tile, on
         /// a CPU with the kernel's target features.
         #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)] // the BLIS kernel contract, see StridedKernelFn
         pub unsafe fn $strided(
             kc: usize,
             a: *const f32,
