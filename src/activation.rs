@@ -50,11 +50,7 @@ impl Activation {
         if let Activation::Clamp { min, max } = self
             && (min.is_nan() || max.is_nan() || min > max)
         {
-            return Err(Error::invalid(
-                "clamp bounds",
-                format!("({min}, {max})"),
-                "must be numbers with min <= max",
-            ));
+            return Err(Error::invalid("clamp bounds", format!("({min}, {max})"), "must be numbers with min <= max"));
         }
         Ok(())
     }
