@@ -109,10 +109,14 @@ impl Gemm {
             Packing::Auto | Packing::InPlace if k == 0 => (None, None),
             Packing::Auto => (
                 match a {
-                    ASource::Strided(am) if n <= IN_PLACE_A_MAX_N => Some(am),
+                    ASource::Strided(am) if n <= IN_PLACE_ALWAYS || (n <= IN_PLACE_A_MAX_N && !aliases(&am)) => {
+                        Some(am)
+                    }
                     _ => None,
                 },
-                b.as_matrix().filter(|bm| bm.col_stride() == 1 && m <= IN_PLACE_B_MAX_M),
+                b.as_matrix().filter(|bm| {
+                    bm.col_stride() == 1 && (m <= IN_PLACE_ALWAYS || (m <= IN_PLACE_B_MAX_M && !aliases(bm)))
+                }),
             ),
             Packing::InPlace => (
                 match a {
@@ -241,14 +245,25 @@ impl Gemm {
     }
 }
 
-/// Up to this many columns of C, A is read in place rather than packed:
-/// each element of A feeds only `n` FMAs, too few to repay a transposing
-/// copy (e.g. `(512, 49, 4608)`, a late ResNet layer: 88 -> 170 GFLOP/s;
-/// `(128, 784, 1152)` 183 -> 213; 1024^3 is even either way).
+/// Up to this many columns of C, a strided A is read in place rather than
+/// packed: each element of A feeds only `n` FMAs, too few to repay a
+/// transposing copy (e.g. `(512, 49, 4608)`, a late ResNet layer: 88 -> 170
+/// GFLOP/s single-thread on Zen 5). The same holds for a row-contiguous B
+/// and the rows of C (`(64, 3136, 576)`: 140 -> 190).
+const IN_PLACE_ALWAYS: usize = 256;
+/// Up to this many columns of C, A is read in place too unless its rows
+/// alias in the caches (`(128, 784, 1152)`: 183 -> 213; 1024^3 is even
+/// either way).
 const IN_PLACE_A_MAX_N: usize = 1024;
-/// Up to this many rows of C, a row-contiguous B is read in place rather
-/// than packed, for the same reason (e.g. `(64, 3136, 576)`: 140 -> 190).
+/// The same for B and the rows of C.
 const IN_PLACE_B_MAX_M: usize = 256;
+
+/// Whether the outer stride of a matrix is a multiple of 2 KiB: its rows
+/// (or columns) then fall into a few cache sets, and a block of them read
+/// in place evicts itself; packed panels are contiguous and do not.
+fn aliases(x: &MatRef<'_>) -> bool {
+    (x.row_stride().max(x.col_stride()) * 4).is_multiple_of(2048)
+}
 
 /// Whether the driver copies A and B into packed panels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -400,5 +415,29 @@ impl PackedA {
         let panels = self.m.div_ceil(self.mr);
         let start = pc * panels * self.mr + (ic / self.mr) * kc * self.mr;
         &self.data[start..start + mc.div_ceil(self.mr) * kc * self.mr]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gemm::KERNELS;
+
+    #[test]
+    fn sysfs_sizes_parse() {
+        assert_eq!(parse_size("48K\n"), Some(48 << 10));
+        assert_eq!(parse_size("32M"), Some(32 << 20));
+        assert_eq!(parse_size("512"), Some(512));
+        assert_eq!(parse_size("lots"), None);
+    }
+
+    #[test]
+    fn block_sizes_are_whole_tiles() {
+        for kernel in KERNELS {
+            let g = Gemm::for_kernel(kernel);
+            assert!(g.mc % kernel.mr == 0 && g.mc > 0, "{}: MC {}", kernel.name, g.mc);
+            assert!(g.nc % kernel.nr == 0 && g.nc > 0, "{}: NC {}", kernel.name, g.nc);
+            assert!((128..=512).contains(&g.kc), "{}: KC {}", kernel.name, g.kc);
+        }
     }
 }
