@@ -435,8 +435,8 @@ mod tests {
     fn block_sizes_are_whole_tiles() {
         for kernel in KERNELS {
             let g = Gemm::for_kernel(kernel);
-            assert!(g.mc % kernel.mr == 0 && g.mc > 0, "{}: MC {}", kernel.name, g.mc);
-            assert!(g.nc % kernel.nr == 0 && g.nc > 0, "{}: NC {}", kernel.name, g.nc);
+            assert!(g.mc.is_multiple_of(kernel.mr) && g.mc > 0, "{}: MC {}", kernel.name, g.mc);
+            assert!(g.nc.is_multiple_of(kernel.nr) && g.nc > 0, "{}: NC {}", kernel.name, g.nc);
             assert!((128..=512).contains(&g.kc), "{}: KC {}", kernel.name, g.kc);
         }
     }
