@@ -109,14 +109,10 @@ impl Gemm {
             Packing::Auto | Packing::InPlace if k == 0 => (None, None),
             Packing::Auto => (
                 match a {
-                    ASource::Strided(am) if n <= IN_PLACE_ALWAYS || (n <= IN_PLACE_A_MAX_N && !aliases(&am)) => {
-                        Some(am)
-                    }
+                    ASource::Strided(am) if am.col_stride() == 1 || n <= IN_PLACE_A_MAX_N => Some(am),
                     _ => None,
                 },
-                b.as_matrix().filter(|bm| {
-                    bm.col_stride() == 1 && (m <= IN_PLACE_ALWAYS || (m <= IN_PLACE_B_MAX_M && !aliases(bm)))
-                }),
+                b.as_matrix().filter(|bm| bm.col_stride() == 1 && m <= IN_PLACE_B_MAX_M),
             ),
             Packing::InPlace => (
                 match a {
@@ -245,25 +241,17 @@ impl Gemm {
     }
 }
 
-/// Up to this many columns of C, a strided A is read in place rather than
-/// packed: each element of A feeds only `n` FMAs, too few to repay a
-/// transposing copy (e.g. `(512, 49, 4608)`, a late ResNet layer: 88 -> 170
-/// GFLOP/s single-thread on Zen 5). The same holds for a row-contiguous B
-/// and the rows of C (`(64, 3136, 576)`: 140 -> 190).
-const IN_PLACE_ALWAYS: usize = 256;
-/// Up to this many columns of C, A is read in place too unless its rows
-/// alias in the caches (`(128, 784, 1152)`: 183 -> 213; 1024^3 is even
-/// either way).
-const IN_PLACE_A_MAX_N: usize = 1024;
-/// The same for B and the rows of C.
-const IN_PLACE_B_MAX_M: usize = 256;
-
-/// Whether the outer stride of a matrix is a multiple of 2 KiB: its rows
-/// (or columns) then fall into a few cache sets, and a block of them read
-/// in place evicts itself; packed panels are contiguous and do not.
-fn aliases(x: &MatRef<'_>) -> bool {
-    (x.row_stride().max(x.col_stride()) * 4).is_multiple_of(2048)
-}
+/// A row-major A is always read in place: packing it is a transposing
+/// copy, and reading its rows with broadcasts from L2 measured faster at
+/// every size. Single-thread on Zen 5, GFLOP/s, packed -> in place:
+/// `(512, 49, 4608)`, a late ResNet layer, 88 -> 170; `(128, 784, 1152)`
+/// 183 -> 213; 512^3 210 -> 236; 1024^3 207 -> 239; 2048^3 215 -> 235.
+/// Any other strided A is read in place up to this many columns of C, where
+/// each of its elements feeds too few FMAs to repay a copy.
+const IN_PLACE_A_MAX_N: usize = 256;
+/// Up to this many rows of C, a row-contiguous B is read in place rather
+/// than packed, for the same reason (`(64, 3136, 576)`: 140 -> 190).
+const IN_PLACE_B_MAX_M: usize = 512;
 
 /// Whether the driver copies A and B into packed panels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
