@@ -5,6 +5,12 @@
 //! reads both with unit stride and never past memory the library owns;
 //! `B` can come from any [`PackB`] source, which is how convolution gathers
 //! im2col columns straight into panels without building the whole matrix.
+//! Where a copy would cost more than it saves, a plain strided A or
+//! row-contiguous B is read in place instead ([`Packing`]).
+//!
+//! Each SIMD ISA implements the small vector trait in `simd.rs`; one
+//! generic body there is the microkernel for all of them, wrapped in thin
+//! `#[target_feature]` shells per tile (`avx512.rs`, `avx2.rs`, `neon.rs`).
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2;
