@@ -73,14 +73,19 @@ impl PackB for Im2colT<'_> {
                         (col.ox.0.clamp(ox0, ox1), col.ox.1.clamp(ox0, ox1))
                     };
                     let b = b.max(a);
-                    let mut it = steps.chunks_exact_mut(nr);
-                    it.by_ref().take(a - ox0).for_each(|s| s[jj] = 0.0);
+                    // Column jj of the segment's steps: every nr-th float.
+                    let mut column = steps[jj..].iter_mut().step_by(nr);
+                    column.by_ref().take(a - ox0).for_each(|d| *d = 0.0);
                     if a < b {
                         let iy = g.input_at(0, oy, col.ky);
                         let row = &col.plane[iy * w + g.input_at(1, a, col.kx)..(iy + 1) * w];
-                        it.by_ref().take(b - a).zip(row.iter().step_by(sw)).for_each(|(s, &v)| s[jj] = v);
+                        if sw == 1 {
+                            column.by_ref().zip(&row[..b - a]).for_each(|(d, v)| *d = *v);
+                        } else {
+                            column.by_ref().zip(row.iter().step_by(sw).take(b - a)).for_each(|(d, v)| *d = *v);
+                        }
                     }
-                    it.for_each(|s| s[jj] = 0.0);
+                    column.for_each(|d| *d = 0.0);
                 }
                 // Columns past nc are padding.
                 for s in steps.chunks_exact_mut(nr) {
