@@ -45,7 +45,10 @@ fn check_max(x: &[f32], shape: [usize; 4], q: &Pool2dParams, (y, idx): (&[f32], 
     let (wy, widx) = reference::max_pool2d_with_indices(x, shape, q).unwrap();
     assert_eq!(y.len(), wy.len(), "{what}: output length");
     for (o, ((g, w), (gi, wi))) in y.iter().zip(&wy).zip(idx.iter().zip(&widx)).enumerate() {
-        assert!(g.to_bits() == w.to_bits() && gi == wi, "{what} {q:?} {shape:?} at {o}: got ({g}, {gi}) want ({w}, {wi})");
+        assert!(
+            g.to_bits() == w.to_bits() && gi == wi,
+            "{what} {q:?} {shape:?} at {o}: got ({g}, {gi}) want ({w}, {wi})"
+        );
     }
 }
 
@@ -81,25 +84,32 @@ fn case(kind: PoolKind) -> impl Strategy<Value = Case> {
     let max = kind == PoolKind::Max;
     (
         (1usize..=2, 1usize..=3, 1usize..=12, 1usize..=70),
-        (1usize..=5, 1usize..=5, prop_oneof![3 => 1usize..=2, 1 => 3usize..=4], prop_oneof![3 => 1usize..=2, 1 => 3usize..=4]),
+        (
+            1usize..=5,
+            1usize..=5,
+            prop_oneof![3 => 1usize..=2, 1 => 3usize..=4],
+            prop_oneof![3 => 1usize..=2, 1 => 3usize..=4],
+        ),
         (1usize..=if max { 3 } else { 1 }, 1usize..=if max { 3 } else { 1 }),
         (0usize..=3, 0usize..=3, 0usize..=3, 0usize..=3),
         (any::<bool>(), any::<bool>(), prop_oneof![3 => Just(None), 1 => (1usize..=30).prop_map(Some)]),
         (0u8..3, any::<u64>()),
     )
-        .prop_map(move |((n, c, h, w), (kh, kw, sh, sw), (dh, dw), (pt, pb, pl, pr), (ceil, cip, div), (mode, seed))| {
-            let base = if max { Pool2dParams::max([kh, kw]) } else { Pool2dParams::avg([kh, kw]) };
-            // Padding is at most half the dilated window.
-            let (hh, hw) = ((dh * (kh - 1) + 1) / 2, (dw * (kw - 1) + 1) / 2);
-            let q = base
-                .stride_hw([sh, sw])
-                .dilation_hw([dh, dw])
-                .padding_with(Padding::new(pt.min(hh), pb.min(hh), pl.min(hw), pr.min(hw)))
-                .ceil_mode(ceil)
-                .count_include_pad(cip)
-                .divisor_override(if max { None } else { div });
-            Case { shape: [n, c, h, w], q, mode, seed }
-        })
+        .prop_map(
+            move |((n, c, h, w), (kh, kw, sh, sw), (dh, dw), (pt, pb, pl, pr), (ceil, cip, div), (mode, seed))| {
+                let base = if max { Pool2dParams::max([kh, kw]) } else { Pool2dParams::avg([kh, kw]) };
+                // Padding is at most half the dilated window.
+                let (hh, hw) = ((dh * (kh - 1) + 1) / 2, (dw * (kw - 1) + 1) / 2);
+                let q = base
+                    .stride_hw([sh, sw])
+                    .dilation_hw([dh, dw])
+                    .padding_with(Padding::new(pt.min(hh), pb.min(hh), pl.min(hw), pr.min(hw)))
+                    .ceil_mode(ceil)
+                    .count_include_pad(cip)
+                    .divisor_override(if max { None } else { div });
+                Case { shape: [n, c, h, w], q, mode, seed }
+            },
+        )
         .prop_filter("valid geometry", |c| c.q.output_shape(c.shape).is_ok())
 }
 
