@@ -99,7 +99,8 @@ fn case(kind: PoolKind) -> impl Strategy<Value = Case> {
             move |((n, c, h, w), (kh, kw, sh, sw), (dh, dw), (pt, pb, pl, pr), (ceil, cip, div), (mode, seed))| {
                 let base = if max { Pool2dParams::max([kh, kw]) } else { Pool2dParams::avg([kh, kw]) };
                 // Padding is at most half the dilated window.
-                let (hh, hw) = ((dh * (kh - 1) + 1) / 2, (dw * (kw - 1) + 1) / 2);
+                let span = |k: usize, d: usize| d * (k - 1) + 1;
+                let (hh, hw) = (span(kh, dh) / 2, span(kw, dw) / 2);
                 let q = base
                     .stride_hw([sh, sw])
                     .dilation_hw([dh, dw])
