@@ -224,12 +224,11 @@ impl PoolKernel {
             isa = Isa::Scalar;
             isa_window_fns(Isa::Scalar, sw, kw).expect("scalar covers every stride")
         });
-        let extra = usize::from(isa != Isa::Scalar && sw == 2);
         let divisor = match op {
             PoolOp::Avg(d) => d,
             PoolOp::Max => Divisor::Override(1),
         };
-        PoolKernel { op, win: Window::new(g, divisor, lanes, extra), isa, max, max_idx, avg }
+        PoolKernel { op, win: Window::new(g, divisor, lanes), isa, max, max_idx, avg }
     }
 
     /// The geometry.

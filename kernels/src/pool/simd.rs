@@ -28,14 +28,11 @@ pub(crate) trait Simd: Copy {
     /// # Safety
     /// `p[0..LANES]` is readable.
     unsafe fn load(p: *const f32) -> Self::F;
-    /// `p[0], p[2], ..., p[2*(LANES-1)]`.
+    /// `p[0], p[2], ..., p[2*(LANES-1)]`, reading nothing past the last.
     ///
     /// # Safety
-    /// `p[0..2*LANES]` is readable (the last odd element is read too).
-    unsafe fn load_even(p: *const f32) -> Self::F {
-        // SAFETY: forwarded.
-        unsafe { Self::load_pair(p).0 }
-    }
+    /// `p[0..2*LANES-1]` is readable.
+    unsafe fn load_even(p: *const f32) -> Self::F;
     /// The even and the odd elements of `p[0..2*LANES]`.
     ///
     /// # Safety
@@ -117,6 +114,11 @@ impl Simd for Scalar {
     }
     #[inline(always)]
     unsafe fn load(p: *const f32) -> f32 {
+        // SAFETY: the caller makes p[0] readable.
+        unsafe { *p }
+    }
+    #[inline(always)]
+    unsafe fn load_even(p: *const f32) -> f32 {
         // SAFETY: the caller makes p[0] readable.
         unsafe { *p }
     }

@@ -53,13 +53,13 @@ fn div_factor(divisor: Divisor, taps: (usize, usize), o: usize, s: usize, k: usi
 }
 
 impl Window {
-    /// Finds the interior run for vectors of `lanes` outputs that read
-    /// `extra` elements past their last tap (1 for the stride-2 pair loads).
-    /// The caller has checked that every window covers an input element.
-    pub fn new(g: PoolGeometry, divisor: Divisor, lanes: usize, extra: usize) -> Window {
+    /// Finds the interior run for vectors of `lanes` outputs (which read
+    /// nothing outside their windows). The caller has checked that every
+    /// window covers an input element.
+    pub fn new(g: PoolGeometry, divisor: Divisor, lanes: usize) -> Window {
         let ([h, w], [oh, ow]) = (g.in_hw, g.out_hw);
         let (s, pad) = (g.stride[1], g.pad_before[1]);
-        let reach = (g.kernel[1] - 1) * g.dilation[1] + extra;
+        let reach = (g.kernel[1] - 1) * g.dilation[1];
         // First column whose window starts at or right of column 0.
         let lo = pad.div_ceil(s);
         // Columns with o*s - pad + reach < w, i.e. o*s < w + pad - reach.
@@ -85,7 +85,7 @@ impl Window {
 /// (stride 2) or one lane at a time (any stride, [`Scalar`](super::simd::Scalar)).
 ///
 /// # Safety
-/// The elements named (for stride 2: `p[0..2*LANES]`) are readable.
+/// The elements named are readable.
 #[inline(always)]
 unsafe fn load_cols<S: Simd, const SW: usize>(p: *const f32, sw: usize) -> S::F {
     // SAFETY: forwarded from the caller.
@@ -103,8 +103,7 @@ unsafe fn load_cols<S: Simd, const SW: usize>(p: *const f32, sw: usize) -> S::F 
 /// is. Stride 2 without dilation loads two taps with one pair load.
 ///
 /// # Safety
-/// Every tap of every lane is readable, and for stride 2 the element after
-/// the last tap too.
+/// Every tap of every lane is readable.
 #[inline(always)]
 unsafe fn max_row<S: Simd, const SW: usize, const KW: usize, const IDX: bool>(
     xp: *const f32,
@@ -206,8 +205,7 @@ fn next_vector(ox0: usize, hi: usize, lanes: usize) -> usize {
 ///
 /// # Safety
 /// `x` holds `planes * h * w` readable floats, `y` (and `idx` when `IDX`)
-/// `planes * oh * ow` writable elements; `win` was built for `S::LANES` and
-/// `extra = (SW == 2) as usize`; the column stride is `SW` unless `SW == 0`,
+/// `planes * oh * ow` writable elements; `win` was built for `S::LANES`; the column stride is `SW` unless `SW == 0`,
 /// and `SW == 0` only with one lane; `KW` is 0 or the window width; plane
 /// indices fit `S::I`.
 #[inline(always)]
@@ -225,7 +223,7 @@ pub(crate) unsafe fn max_planes<S: Simd, const SW: usize, const KW: usize, const
     let l = S::LANES;
     // SAFETY: the caller's contract covers every pointer formed below: rows
     // and columns come from the tap tables (border) or from the interior
-    // run, whose windows (plus `extra`) lie inside the row by construction.
+    // run, whose windows lie inside the row by construction.
     unsafe {
         let steps = S::lane_steps(sw);
         for p in 0..planes {
