@@ -234,22 +234,22 @@ pub(crate) unsafe fn max_planes<S: Simd, const SW: usize, const KW: usize, const
                 let irow = if IDX { idx.add((p * oh + oy) * ow) } else { idx };
                 let border = |ox: usize| {
                     let (kx0, kx1) = win.cols[ox];
-                    let mut best = f32::NEG_INFINITY;
-                    let mut bi = -1i64;
+                    // The first tap is taken as is; the rest by the rule, as selects.
+                    let first = (oy * sh + ky0 * dh - pt) * w + ox * sw + kx0 * dw - pl;
+                    let (mut best, mut bi) = (*xp.add(first), first);
                     for ky in ky0..ky1 {
-                        let iy = oy * sh + ky * dh - pt;
+                        let r = (oy * sh + ky * dh - pt) * w + ox * sw;
                         for kx in kx0..kx1 {
-                            let ix = ox * sw + kx * dw - pl;
-                            let v = *xp.add(iy * w + ix);
-                            if bi < 0 || v > best || v.is_nan() {
-                                best = v;
-                                bi = (iy * w + ix) as i64;
-                            }
+                            let i = r + kx * dw - pl;
+                            let v = *xp.add(i);
+                            let take = (v > best) | v.is_nan();
+                            best = if take { v } else { best };
+                            bi = if take { i } else { bi };
                         }
                     }
                     *yrow.add(ox) = best;
                     if IDX {
-                        *irow.add(ox) = bi;
+                        *irow.add(ox) = bi as i64;
                     }
                 };
                 (0..win.lo).for_each(border);
