@@ -294,8 +294,63 @@ pub(crate) unsafe fn max_planes<S: Simd, const SW: usize, const KW: usize, const
     }
 }
 
-/// Average pooling of `planes` planes with PyTorch's divisor rules; per-row
-/// sums are independent chains, added in row order.
+/// Sums the input rows `iy0, iy0 + 1, ..., iy0 + n - 1` of a plane
+/// (`n >= 2`) column by column into `out[0..w]`; the last vector overlaps
+/// its neighbour when `w` is not a multiple of the lanes.
+///
+/// # Safety
+/// The `n` rows of `w` floats from `xp + iy0*w` are readable, `out[0..w]` writable.
+#[inline(always)]
+unsafe fn sum_rows<S: Simd>(xp: *const f32, w: usize, iy0: usize, n: usize, out: *mut f32) {
+    let l = S::LANES;
+    if w < l {
+        // SAFETY: as above, one element at a time.
+        (0..w).for_each(|c| unsafe { *out.add(c) = (0..n).map(|k| *xp.add((iy0 + k) * w + c)).sum() });
+        return;
+    }
+    let mut c = 0;
+    while c < w {
+        let c0 = c.min(w - l);
+        // SAFETY: c0 + LANES <= w: inside every row and `out`.
+        unsafe {
+            let r = xp.add(iy0 * w + c0);
+            let mut s = S::add(S::load(r), S::load(r.add(w)));
+            for k in 2..n {
+                s = S::add(s, S::load(r.add(k * w)));
+            }
+            S::store(out.add(c0), s);
+        }
+        c = c0 + l;
+    }
+}
+
+/// The row the average windows of output row `oy` run along: its single
+/// input row as it is, else its input rows summed column by column into `buf`.
+///
+/// # Safety
+/// `xp` is a plane `win` describes; `buf` holds `w` writable floats.
+#[inline(always)]
+unsafe fn avg_row<S: Simd>(win: &Window, xp: *const f32, oy: usize, buf: *mut f32) -> *const f32 {
+    let (ky0, ky1) = win.rows[oy];
+    let w = win.g.in_hw[1];
+    let iy0 = oy * win.g.stride[0] + ky0 - win.g.pad_before[0];
+    // SAFETY: the rows iy0..iy0 + (ky1 - ky0) are inside the plane (tap table).
+    unsafe {
+        if ky1 - ky0 == 1 {
+            xp.add(iy0 * w)
+        } else {
+            sum_rows::<S>(xp, w, iy0, ky1 - ky0, buf);
+            buf
+        }
+    }
+}
+
+/// Average pooling of `planes` planes with PyTorch's divisor rules.
+///
+/// Each output row first sums its input rows column by column into a row
+/// buffer (one pass, `kh` loads per vector), then runs the windows along
+/// that buffer (`kw` loads per vector, the border columns too): fewer loads
+/// than `kh * kw` per vector, and the border costs `kw` scalar taps.
 ///
 /// # Safety
 /// As [`max_planes`] without indices.
@@ -308,27 +363,30 @@ pub(crate) unsafe fn avg_planes<S: Simd, const SW: usize, const KW: usize>(
 ) {
     let g = &win.g;
     let ([h, w], [oh, ow]) = (g.in_hw, g.out_hw);
-    let ([sh, sw], [pt, pl]) = (g.stride, g.pad_before);
+    let (sw, pl) = (g.stride[1], g.pad_before[1]);
     let kw = g.kernel[1];
     let l = S::LANES;
     let divisor = win.divisor;
-    // SAFETY: as in `max_planes` (average pooling has no dilation).
+    // Two row buffers: the column sums of the next output row are written
+    // while the current one is read, so the reads never wait on those stores.
+    let mut bufs = [vec![0.0f32; w], vec![0.0f32; w]];
+    // SAFETY: as in `max_planes` (average pooling has no dilation); each
+    // buffer holds one row of w floats, which the window pass reads like an
+    // input row.
     unsafe {
         for p in 0..planes {
             let xp = x.add(p * h * w);
+            let mut next = avg_row::<S>(win, xp, 0, bufs[0].as_mut_ptr());
             for oy in 0..oh {
-                let (ky0, ky1) = win.rows[oy];
+                let r = next;
+                if oy + 1 < oh {
+                    next = avg_row::<S>(win, xp, oy + 1, bufs[(oy + 1) % 2].as_mut_ptr());
+                }
                 let fy = win.row_div[oy];
                 let yrow = y.add((p * oh + oy) * ow);
                 let border = |ox: usize| {
                     let (kx0, kx1) = win.cols[ox];
-                    let mut sum = 0.0f32;
-                    for ky in ky0..ky1 {
-                        let r = xp.add((oy * sh + ky - pt) * w);
-                        for kx in kx0..kx1 {
-                            sum += *r.add(ox * sw + kx - pl);
-                        }
-                    }
+                    let sum: f32 = (kx0..kx1).map(|kx| *r.add(ox * sw + kx - pl)).sum();
                     let d = match divisor {
                         Divisor::Override(d) => d,
                         _ => fy * win.col_div[ox],
@@ -342,21 +400,14 @@ pub(crate) unsafe fn avg_planes<S: Simd, const SW: usize, const KW: usize>(
                     _ => fy * kw,
                 };
                 let inv = S::splat(1.0 / d as f32);
-                let row0 = xp.add((oy * sh + ky0 - pt) * w);
                 let mut ox0 = win.lo;
                 while ox0 < win.hi {
                     let pair = ox0 + 2 * l <= win.hi;
                     let c0 = ox0 * sw - pl;
-                    let c1 = if pair { c0 + l * sw } else { c0 };
-                    let mut s0 = sum_row::<S, SW, KW>(row0.add(c0), kw, sw);
-                    let mut s1 = sum_row::<S, SW, KW>(row0.add(c1), kw, sw);
-                    for ky in ky0 + 1..ky1 {
-                        let r = xp.add((oy * sh + ky - pt) * w);
-                        s0 = S::add(s0, sum_row::<S, SW, KW>(r.add(c0), kw, sw));
-                        s1 = S::add(s1, sum_row::<S, SW, KW>(r.add(c1), kw, sw));
-                    }
+                    let s0 = sum_row::<S, SW, KW>(r.add(c0), kw, sw);
                     S::store(yrow.add(ox0), S::mul(s0, inv));
                     if pair {
+                        let s1 = sum_row::<S, SW, KW>(r.add(c0 + l * sw), kw, sw);
                         S::store(yrow.add(ox0 + l), S::mul(s1, inv));
                         ox0 = next_vector(ox0 + l, win.hi, l);
                     } else {
