@@ -397,3 +397,21 @@ fn nan_ties_and_infinities() {
         assert_eq!(g[0].to_bits(), (-f32::NAN).to_bits(), "global max keeps the last NaN");
     }
 }
+
+/// Wrong lengths and indices of an average are errors, and nothing is written.
+#[test]
+fn plan_rejects_bad_buffers() {
+    let plan = Pool2dPlan::new(&Pool2dParams::max([2, 2]), [1, 2, 4, 4]).unwrap();
+    assert_eq!(plan.output_shape(), [1, 2, 2, 2]);
+    let x = vec![1.0f32; 32];
+    let mut y = vec![-5.0f32; 8];
+    let mut idx = vec![-1i64; 8];
+    assert!(plan.run(&x[..31], &mut y).is_err());
+    assert!(plan.run(&x, &mut y[..7]).is_err());
+    assert!(plan.run_with_indices(&x, &mut y, &mut idx[..7]).is_err());
+    assert!(y.iter().all(|&v| v == -5.0) && idx.iter().all(|&i| i == -1));
+    let avg = Pool2dPlan::new(&Pool2dParams::avg([2, 2]), [1, 2, 4, 4]).unwrap();
+    assert!(avg.run_with_indices(&x, &mut y, &mut idx).is_err());
+    assert!(receptive::max_pool2d(&x, [1, 2, 4, 5], &Pool2dParams::max([2, 2])).is_err());
+    assert!(receptive::avg_pool2d(&x, [1, 2, 4, 4], &Pool2dParams::avg([2, 2]).padding(2)).is_err());
+}
