@@ -47,7 +47,10 @@ pub use conv_transpose::{ConvTranspose2dParams, ConvTranspose2dPlan, conv_transp
 pub use error::{Error, Result};
 pub use gemm::{Bias, KernelInfo, MatMut, MatRef, peak_gflops, sgemm, sgemm_kernel_info};
 pub use params::{Conv2dParams, Padding, Pool2dParams, PoolKind};
-pub use pool::{Pool2dPlan, avg_pool2d, global_avg_pool2d, global_max_pool2d, max_pool2d, max_pool2d_with_indices};
+pub use pool::{
+    Pool2dPlan, avg_pool2d, avg_pool2d_backward, global_avg_pool2d, global_max_pool2d, max_pool2d, max_pool2d_backward,
+    max_pool2d_with_indices,
+};
 pub use receptive_kernels::Isa;
 
 /// The instruction set the kernels run on: the best this CPU supports,
