@@ -189,6 +189,19 @@ impl CustomOp1 for Pool2dOp {
         .map_err(err)?;
         Ok((CpuStorage::F32(y), Shape::from(q.output_shape(xs).map_err(err)?.to_vec())))
     }
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> CResult<Option<Tensor>> {
+        let (xv, xs) = to_vec(x)?;
+        let (dy, _) = to_vec(grad)?;
+        let q = &self.params;
+        let dx = match q.kind {
+            PoolKind::Max => {
+                let (_, idx) = crate::max_pool2d_with_indices(&xv, xs, q).map_err(err)?;
+                crate::max_pool2d_backward(&dy, &idx, xs, q).map_err(err)?
+            }
+            PoolKind::Avg => crate::avg_pool2d_backward(&dy, xs, q).map_err(err)?,
+        };
+        Ok(Some(tensor(dx, xs, x)?))
+    }
 }
 
 /// A convolution layer with `candle_nn::Conv2d`'s tensors: `weight`

@@ -89,6 +89,32 @@ fn pooling_matches_candle() {
 }
 
 #[test]
+fn pooling_gradients_match_candle_and_the_definition() {
+    let x = Var::from_tensor(&t(&[2, 3, 8, 10], 11)).unwrap();
+    let grad = |y: &Tensor| {
+        let r = t(y.dims(), 12);
+        (y * &r).unwrap().sum_all().unwrap().backward().unwrap().get(x.as_tensor()).unwrap().clone()
+    };
+    // Average pooling: the same gradient as candle's autograd.
+    let avg = Pool2dParams::avg([2, 2]);
+    assert_close(&grad(&x.apply_op1(Pool2dOp { params: avg }).unwrap()), &grad(&x.avg_pool2d(2).unwrap()), 4, "avg dx");
+    // Max pooling: the gradient goes to the argmax, as in PyTorch; the
+    // reference (checked by finite differences) says so.
+    let max = Pool2dParams::max([2, 2]);
+    let ours = grad(&x.apply_op1(Pool2dOp { params: max }).unwrap());
+    let (xv, xs) = (flat(x.as_tensor()), [2, 3, 8, 10]);
+    let (_, idx) = reference::max_pool2d_with_indices(&xv, xs, &max).unwrap();
+    let want = reference::max_pool2d_backward(&flat(&t(&[2, 3, 4, 5], 12)), &idx, xs, &max).unwrap();
+    assert_eq!(flat(&ours), want);
+    // candle 0.9's own max-pool backward scales that by (number of maxima) /
+    // (window size), i.e. by 1/4 here (random data has no ties).
+    let theirs = grad(&x.max_pool2d(2).unwrap());
+    for (o, c) in flat(&ours).iter().zip(flat(&theirs)) {
+        assert_eq!(o / 4.0, c);
+    }
+}
+
+#[test]
 fn other_dtypes_and_shapes_are_clear_errors() {
     let p = Conv2dParams::new(3, 4, [3, 3]);
     let w = t(&p.weight_shape(), 8);
