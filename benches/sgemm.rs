@@ -65,61 +65,26 @@ fn bench(c: &mut Criterion) {
         }
         g.bench_function(BenchmarkId::new("matrixmultiply/1t", &id), |bch| {
             bch.iter(|| {
-                // SAFETY: the pointers and strides describe the row-major
-                // slices a (m x k), b (k x n) and cbuf (m x n) exactly, and
-                // cbuf overlaps neither input.
-                unsafe {
-                    matrixmultiply::sgemm(
-                        m,
-                        k,
-                        n,
-                        1.0,
-                        a.as_ptr(),
-                        k as isize,
-                        1,
-                        b.as_ptr(),
-                        n as isize,
-                        1,
-                        0.0,
-                        cbuf.as_mut_ptr(),
-                        n as isize,
-                        1,
-                    )
-                };
+                receptive_kernels::peers::matrixmultiply_sgemm(
+                    1.0,
+                    MatRef::new(&a, m, k, k, 1).unwrap(),
+                    MatRef::new(&b, k, n, n, 1).unwrap(),
+                    0.0,
+                    MatMut::new(&mut cbuf, m, n, n, 1).unwrap(),
+                );
                 black_box(&mut cbuf);
             })
         });
-        for (threads, par) in [(1, gemm::Parallelism::None), (2, gemm::Parallelism::Rayon(2))] {
+        for threads in [1, 2] {
             g.bench_function(BenchmarkId::new(format!("gemm/{threads}t"), &id), |bch| {
                 bch.iter(|| {
                     two.install(|| {
-                        // SAFETY: as for matrixmultiply; `gemm` takes column
-                        // stride before row stride, and computes
-                        // dst = alpha*dst + beta*lhs*rhs (read_dst false
-                        // ignores dst).
-                        unsafe {
-                            gemm::gemm(
-                                m,
-                                n,
-                                k,
-                                cbuf.as_mut_ptr(),
-                                1,
-                                n as isize,
-                                false,
-                                a.as_ptr(),
-                                1,
-                                k as isize,
-                                b.as_ptr(),
-                                1,
-                                n as isize,
-                                0.0f32,
-                                1.0f32,
-                                false,
-                                false,
-                                false,
-                                par,
-                            )
-                        }
+                        receptive_kernels::peers::gemm_crate_sgemm(
+                            MatRef::new(&a, m, k, k, 1).unwrap(),
+                            MatRef::new(&b, k, n, n, 1).unwrap(),
+                            MatMut::new(&mut cbuf, m, n, n, 1).unwrap(),
+                            threads,
+                        )
                     });
                     black_box(&mut cbuf);
                 })
