@@ -1,0 +1,375 @@
+//! Direct depthwise convolution: each output plane is one input plane
+//! convolved with one small filter (`groups == C`, with `m` output channels
+//! per input channel). A GEMM would have a single row per group and waste
+//! the microkernel, so this kernel vectorizes along the output width.
+//!
+//! The input plane is first copied into a zero-bordered plane (per-thread
+//! scratch, reused), wide enough that every vector of outputs, the last
+//! partial one included, reads only inside it. The loops over the output
+//! then need no border cases at all: every tap is one unaligned load (a
+//! gather for column strides above 1) and one FMA; only the store of a
+//! row's last partial vector goes through a small stack buffer.
+
+mod simd;
+
+use std::cell::RefCell;
+
+use crate::im2col::Geometry;
+use crate::isa::Isa;
+use simd::{MAX_LANES, Scalar, Simd};
+
+/// A depthwise kernel for one ISA.
+#[derive(Debug)]
+pub struct Depthwise {
+    name: &'static str,
+    isa: Isa,
+    func: BodyFn,
+}
+
+/// # Safety
+/// The CPU supports the kernel's ISA, and the job satisfies [`Job::check`].
+type BodyFn = unsafe fn(&mut Job<'_>);
+
+static KERNELS: &[Depthwise] = &[
+    #[cfg(target_arch = "x86_64")]
+    Depthwise { name: "depthwise_avx512", isa: Isa::Avx512, func: shell_avx512 },
+    #[cfg(target_arch = "x86_64")]
+    Depthwise { name: "depthwise_avx2", isa: Isa::Avx2, func: shell_avx2 },
+    #[cfg(target_arch = "aarch64")]
+    Depthwise { name: "depthwise_neon", isa: Isa::Neon, func: shell_neon },
+    Depthwise { name: "depthwise_scalar", isa: Isa::Scalar, func: shell_scalar },
+];
+
+impl Depthwise {
+    /// The kernel for `isa`, or for the best ISA below it that this CPU
+    /// runs (so the result is always safe to run here).
+    pub fn for_isa(isa: Isa) -> &'static Depthwise {
+        let isa = if isa.supported() { isa } else { Isa::Scalar };
+        KERNELS.iter().find(|k| k.isa == isa).unwrap_or(&KERNELS[KERNELS.len() - 1])
+    }
+
+    /// Name carrying the ISA, e.g. `depthwise_avx512`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The ISA the kernel runs on.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Floats of per-thread scratch one call on geometry `g` uses (the
+    /// zero-bordered input plane).
+    pub fn scratch_len(g: &Geometry) -> usize {
+        let (rows, cols) = padded_dims(g);
+        rows * cols
+    }
+
+    /// Convolves the single input plane `x` (`g.h x g.w`, `g.c == 1`) with
+    /// `m = w.len() / (FH*FW)` filters into `y` (`m` planes of `g.oh x g.ow`),
+    /// adding `bias[j]` to plane j and clamping to `clamp` if given (NaN
+    /// passes through).
+    ///
+    /// # Panics
+    /// If the lengths disagree with the geometry or `g.c != 1`.
+    pub fn run(&self, x: &[f32], g: &Geometry, w: &[f32], bias: &[f32], clamp: Option<(f32, f32)>, y: &mut [f32]) {
+        assert_eq!(g.c, 1, "depthwise runs one input plane at a time");
+        assert_eq!(x.len(), g.h * g.w, "input plane length");
+        let taps = g.fh * g.fw;
+        let m = bias.len();
+        assert_eq!(w.len(), m * taps, "depthwise weights length");
+        assert_eq!(y.len(), m * g.oh * g.ow, "depthwise output length");
+        assert!(g.stride[0] > 0 && g.stride[1] > 0, "stride must be positive");
+        if y.is_empty() {
+            return;
+        }
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            let (rows, cols) = padded_dims(g);
+            if s.len() < rows * cols {
+                s.resize(rows * cols, 0.0);
+            }
+            let padded = &mut s[..rows * cols];
+            fill_padded(x, g, cols, padded);
+            let mut job = Job { padded, pitch: cols, g: *g, w, bias, clamp, y };
+            job.check();
+            // SAFETY: `for_isa` only hands out kernels this CPU supports, and
+            // `check` passed.
+            unsafe { (self.func)(&mut job) }
+        });
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Rows and row pitch of the zero-bordered plane: every tap of every output
+/// vector, with the width rounded up to whole vectors of the widest ISA.
+fn padded_dims(g: &Geometry) -> (usize, usize) {
+    let reach = |o: usize, s: usize, f: usize, d: usize| o.saturating_sub(1) * s + f.saturating_sub(1) * d + 1;
+    let rows = reach(g.oh, g.stride[0], g.fh, g.dilation[0]).max(g.pad_top + g.h);
+    let cols = reach(g.ow.next_multiple_of(MAX_LANES), g.stride[1], g.fw, g.dilation[1]).max(g.pad_left + g.w);
+    (rows, cols)
+}
+
+/// Copies `x` into `dst` (rows of `pitch`) at (pad_top, pad_left), zeros elsewhere.
+fn fill_padded(x: &[f32], g: &Geometry, pitch: usize, dst: &mut [f32]) {
+    for (r, row) in dst.chunks_exact_mut(pitch).enumerate() {
+        match r.checked_sub(g.pad_top).filter(|&y| y < g.h) {
+            Some(y) => {
+                row[..g.pad_left].fill(0.0);
+                row[g.pad_left..g.pad_left + g.w].copy_from_slice(&x[y * g.w..(y + 1) * g.w]);
+                row[g.pad_left + g.w..].fill(0.0);
+            }
+            None => row.fill(0.0),
+        }
+    }
+}
+
+/// One call's operands, after the copy into the bordered plane.
+struct Job<'a> {
+    padded: &'a [f32],
+    pitch: usize,
+    g: Geometry,
+    w: &'a [f32],
+    bias: &'a [f32],
+    clamp: Option<(f32, f32)>,
+    y: &'a mut [f32],
+}
+
+impl Job<'_> {
+    /// What the body's unchecked reads rely on: the bordered plane reaches
+    /// every tap of every (rounded-up) output vector.
+    fn check(&self) {
+        let (rows, cols) = padded_dims(&self.g);
+        assert!(self.pitch == cols && self.padded.len() == rows * cols, "bordered plane size");
+        let taps = self.g.fh * self.g.fw;
+        assert!(self.w.len() == self.bias.len() * taps && self.y.len() == self.bias.len() * self.g.oh * self.g.ow);
+    }
+}
+
+/// `U` vectors of outputs starting at `src` (the tap (0, 0) of the first
+/// output): bias plus the sum over taps, then the clamp.
+///
+/// # Safety
+/// The CPU supports `V`'s ISA; every tap of the `U * LANES` outputs
+/// (`src + fy*dh*pitch + fx*dw + i*sw`) is readable.
+#[inline(always)]
+unsafe fn outputs<V: Simd, const UNIT: bool, const U: usize>(
+    src: *const f32,
+    job: &Job<'_>,
+    wj: &[f32],
+    b: f32,
+) -> [V; U] {
+    let g = &job.g;
+    let sw = g.stride[1];
+    // SAFETY (all blocks): the ISA is supported and the reads are in range,
+    // by the caller's contract.
+    let mut acc = [unsafe { V::splat(b) }; U];
+    for fy in 0..g.fh {
+        let row = unsafe { src.add(fy * g.dilation[0] * job.pitch) };
+        for fx in 0..g.fw {
+            let wv = unsafe { V::splat(wj[fy * g.fw + fx]) };
+            let p = unsafe { row.add(fx * g.dilation[1]) };
+            for (u, a) in acc.iter_mut().enumerate() {
+                let v = unsafe {
+                    if UNIT { V::load(p.add(u * V::LANES)) } else { V::load_strided(p.add(u * V::LANES * sw), sw) }
+                };
+                *a = unsafe { V::mul_add(v, wv, *a) };
+            }
+        }
+    }
+    if let Some((lo, hi)) = job.clamp {
+        for a in &mut acc {
+            *a = unsafe { a.clamp(lo, hi) };
+        }
+    }
+    acc
+}
+
+/// The generic body: every output plane, row by row, in blocks of four
+/// vectors, then single vectors, then one partial vector.
+///
+/// # Safety
+/// The CPU supports `V`'s ISA and `job.check()` passed.
+#[inline(always)]
+unsafe fn body<V: Simd, const UNIT: bool>(job: &mut Job<'_>) {
+    let g = job.g;
+    let (l, taps, plane) = (V::LANES, g.fh * g.fw, g.oh * g.ow);
+    let base = job.padded.as_ptr();
+    let mut y = std::mem::take(&mut job.y);
+    for (j, &b) in job.bias.iter().enumerate() {
+        let wj = &job.w[j * taps..(j + 1) * taps];
+        let (yj, rest) = y.split_at_mut(plane);
+        y = rest;
+        for (oy, out) in yj.chunks_exact_mut(g.ow).enumerate() {
+            // Tap (0, 0) of output (oy, ox) is at row oy*sh, column ox*sw.
+            let row = oy * g.stride[0] * job.pitch;
+            // SAFETY: `padded_dims` sizes the plane for every tap of every
+            // output vector up to the width rounded to MAX_LANES >= LANES,
+            // so each call below reads inside `padded`; the stores write
+            // through bounds-checked slices of `out`.
+            let at = |ox: usize| unsafe { base.add(row + ox * g.stride[1]) };
+            let mut ox = 0;
+            while ox + 4 * l <= g.ow {
+                let acc = unsafe { outputs::<V, UNIT, 4>(at(ox), job, wj, b) };
+                for (u, a) in acc.iter().enumerate() {
+                    unsafe { a.store(out[ox + u * l..ox + (u + 1) * l].as_mut_ptr()) };
+                }
+                ox += 4 * l;
+            }
+            while ox + l <= g.ow {
+                let [a] = unsafe { outputs::<V, UNIT, 1>(at(ox), job, wj, b) };
+                unsafe { a.store(out[ox..ox + l].as_mut_ptr()) };
+                ox += l;
+            }
+            if ox < g.ow {
+                let [a] = unsafe { outputs::<V, UNIT, 1>(at(ox), job, wj, b) };
+                let mut t = [0.0f32; MAX_LANES];
+                unsafe { a.store(t.as_mut_ptr()) };
+                out[ox..].copy_from_slice(&t[..g.ow - ox]);
+            }
+        }
+    }
+}
+
+/// Picks the unit-stride or strided loads.
+///
+/// # Safety
+/// As for [`body`].
+#[inline(always)]
+unsafe fn dispatch<V: Simd>(job: &mut Job<'_>) {
+    // SAFETY: forwarded from the caller.
+    unsafe { if job.g.stride[1] == 1 { body::<V, true>(job) } else { body::<V, false>(job) } }
+}
+
+/// # Safety
+/// As for [`body`] (plain Rust: any CPU).
+unsafe fn shell_scalar(job: &mut Job<'_>) {
+    // SAFETY: forwarded from the caller.
+    unsafe { dispatch::<Scalar>(job) }
+}
+
+/// # Safety
+/// As for [`body`]: the CPU has AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn shell_avx2(job: &mut Job<'_>) {
+    // SAFETY: forwarded from the caller.
+    unsafe { dispatch::<simd::Avx2>(job) }
+}
+
+/// # Safety
+/// As for [`body`]: the CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn shell_avx512(job: &mut Job<'_>) {
+    // SAFETY: forwarded from the caller.
+    unsafe { dispatch::<simd::Avx512>(job) }
+}
+
+/// # Safety
+/// As for [`body`]: the CPU has NEON.
+#[cfg(target_arch = "aarch64")]
+#[target_feature(enable = "neon")]
+unsafe fn shell_neon(job: &mut Job<'_>) {
+    // SAFETY: forwarded from the caller.
+    unsafe { dispatch::<simd::Neon>(job) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct loops over the unpadded input: each output and the absolute
+    /// sum of its terms (for the error bound).
+    fn naive(x: &[f32], g: &Geometry, w: &[f32], bias: &[f32], clamp: Option<(f32, f32)>) -> Vec<(f32, f64)> {
+        let mut y = Vec::new();
+        for (j, &b) in bias.iter().enumerate() {
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let (mut s, mut abs) = (b as f64, b.abs() as f64);
+                    for fy in 0..g.fh {
+                        for fx in 0..g.fw {
+                            let iy = (oy * g.stride[0] + fy * g.dilation[0]) as isize - g.pad_top as isize;
+                            let ix = (ox * g.stride[1] + fx * g.dilation[1]) as isize - g.pad_left as isize;
+                            if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
+                                let t =
+                                    x[iy as usize * g.w + ix as usize] as f64 * w[(j * g.fh + fy) * g.fw + fx] as f64;
+                                s += t;
+                                abs += t.abs();
+                            }
+                        }
+                    }
+                    let v = s as f32;
+                    y.push((clamp.map_or(v, |(lo, hi)| v.max(lo).min(hi)), abs));
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn every_kernel_matches_the_naive_loops() {
+        let geoms = [
+            Geometry {
+                c: 1,
+                h: 7,
+                w: 70,
+                fh: 3,
+                fw: 3,
+                stride: [1, 1],
+                dilation: [1, 1],
+                pad_top: 1,
+                pad_left: 1,
+                oh: 7,
+                ow: 70,
+            },
+            Geometry {
+                c: 1,
+                h: 9,
+                w: 37,
+                fh: 3,
+                fw: 5,
+                stride: [2, 3],
+                dilation: [1, 2],
+                pad_top: 0,
+                pad_left: 2,
+                oh: 4,
+                ow: 12,
+            },
+            Geometry {
+                c: 1,
+                h: 3,
+                w: 5,
+                fh: 2,
+                fw: 2,
+                stride: [1, 1],
+                dilation: [2, 2],
+                pad_top: 2,
+                pad_left: 0,
+                oh: 3,
+                ow: 3,
+            },
+        ];
+        for k in KERNELS.iter().filter(|k| k.isa.supported()) {
+            for g in geoms {
+                let x: Vec<f32> = (0..g.h * g.w).map(|i| ((i * 7919) % 23) as f32 / 11.0 - 1.0).collect();
+                let m = 2;
+                let w: Vec<f32> = (0..m * g.fh * g.fw).map(|i| ((i * 31) % 13) as f32 / 6.0 - 1.0).collect();
+                let bias = [0.25, -0.5];
+                for clamp in [None, Some((-0.5, 0.75))] {
+                    let mut y = vec![f32::NAN; m * g.oh * g.ow];
+                    k.run(&x, &g, &w, &bias, clamp, &mut y);
+                    let want = naive(&x, &g, &w, &bias, clamp);
+                    for (i, (a, &(b, abs))) in y.iter().zip(&want).enumerate() {
+                        // The standard bound for a sum of FH*FW+1 terms.
+                        let tol = 2.0 * (g.fh * g.fw + 1) as f64 * f32::EPSILON as f64 * abs;
+                        assert!(((a - b).abs() as f64) <= tol, "{} {g:?} at {i}: {a} vs {b}", k.name);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The handful of vector operations the depthwise body needs, one
+//! implementation per ISA. Every method is `#[inline(always)]`, so the body
+//! is compiled inside each ISA's `#[target_feature]` shell.
+
+/// A vector of `LANES` floats.
+///
+/// # Safety
+/// Implementations for an ISA may only be called where the CPU supports it
+/// (inside that ISA's `#[target_feature]` shell).
+pub(crate) unsafe trait Simd: Copy {
+    /// Floats per vector (at most [`MAX_LANES`]).
+    const LANES: usize;
+    /// All lanes `v`.
+    ///
+    /// # Safety
+    /// The CPU supports the ISA.
+    unsafe fn splat(v: f32) -> Self;
+    /// Loads `LANES` floats from `p` (any alignment).
+    ///
+    /// # Safety
+    /// The CPU supports the ISA and `p` reaches `LANES` readable floats.
+    unsafe fn load(p: *const f32) -> Self;
+    /// Stores `LANES` floats at `p` (any alignment).
+    ///
+    /// # Safety
+    /// The CPU supports the ISA and `p` reaches `LANES` writable floats.
+    unsafe fn store(self, p: *mut f32);
+    /// `a * b + c` (fused where the ISA has FMA).
+    ///
+    /// # Safety
+    /// The CPU supports the ISA.
+    unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self;
+    /// `min(max(self, lo), hi)` lane-wise, NaN lanes passing through.
+    ///
+    /// # Safety
+    /// The CPU supports the ISA.
+    unsafe fn clamp(self, lo: f32, hi: f32) -> Self;
+
+    /// Loads `p[0], p[s], p[2s], ...`.
+    ///
+    /// # Safety
+    /// The CPU supports the ISA and `p + i*s` is readable for `i < LANES`.
+    #[inline(always)]
+    unsafe fn load_strided(p: *const f32, s: usize) -> Self {
+        let mut t = [0.0f32; MAX_LANES];
+        for (i, v) in t.iter_mut().take(Self::LANES).enumerate() {
+            // SAFETY: i < LANES, readable by the caller's contract.
+            *v = unsafe { *p.add(i * s) };
+        }
+        // SAFETY: t holds MAX_LANES >= LANES floats.
+        unsafe { Self::load(t.as_ptr()) }
+    }
+}
+
+/// The widest vector of any ISA (AVX-512).
+pub(crate) const MAX_LANES: usize = 16;
+
+/// Portable code: four lanes of plain Rust the compiler may vectorize.
+#[derive(Clone, Copy)]
+pub(crate) struct Scalar([f32; 4]);
+
+// SAFETY: plain Rust, valid on every CPU.
+unsafe impl Simd for Scalar {
+    const LANES: usize = 4;
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        Scalar([v; 4])
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller vouches for 4 readable floats.
+        Scalar(unsafe { p.cast::<[f32; 4]>().read_unaligned() })
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller vouches for 4 writable floats.
+        unsafe { p.cast::<[f32; 4]>().write_unaligned(self.0) }
+    }
+    #[inline(always)]
+    unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self {
+        // `a * b + c`, never `mul_add`: that is a libm call without FMA.
+        Scalar(std::array::from_fn(|i| a.0[i] * b.0[i] + c.0[i]))
+    }
+    #[inline(always)]
+    unsafe fn clamp(self, lo: f32, hi: f32) -> Self {
+        // Comparisons are false for NaN, so it passes through.
+        Scalar(self.0.map(|x| {
+            if x < lo {
+                lo
+            } else if x > hi {
+                hi
+            } else {
+                x
+            }
+        }))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) use x86::{Avx2, Avx512};
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::Simd;
+    use std::arch::x86_64::*;
+
+    /// AVX2 + FMA: 8 lanes.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Avx2(__m256);
+
+    // SAFETY: only called inside `avx2,fma` shells (the trait's contract).
+    unsafe impl Simd for Avx2 {
+        const LANES: usize = 8;
+        #[inline(always)]
+        unsafe fn splat(v: f32) -> Self {
+            // SAFETY: the CPU has AVX (caller's contract).
+            Avx2(unsafe { _mm256_set1_ps(v) })
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            // SAFETY: 8 readable floats at p (caller's contract).
+            Avx2(unsafe { _mm256_loadu_ps(p) })
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            // SAFETY: 8 writable floats at p (caller's contract).
+            unsafe { _mm256_storeu_ps(p, self.0) }
+        }
+        #[inline(always)]
+        unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self {
+            // SAFETY: the CPU has FMA (caller's contract).
+            Avx2(unsafe { _mm256_fmadd_ps(a.0, b.0, c.0) })
+        }
+        #[inline(always)]
+        unsafe fn clamp(self, lo: f32, hi: f32) -> Self {
+            // max/min return their second operand when either is NaN, so a
+            // NaN in `self` passes through.
+            // SAFETY: the CPU has AVX (caller's contract).
+            unsafe { Avx2(_mm256_min_ps(_mm256_set1_ps(hi), _mm256_max_ps(_mm256_set1_ps(lo), self.0))) }
+        }
+    }
+
+    /// AVX-512F: 16 lanes.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Avx512(__m512);
+
+    // SAFETY: only called inside `avx512f` shells (the trait's contract).
+    unsafe impl Simd for Avx512 {
+        const LANES: usize = 16;
+        #[inline(always)]
+        unsafe fn splat(v: f32) -> Self {
+            // SAFETY: the CPU has AVX-512F (caller's contract).
+            Avx512(unsafe { _mm512_set1_ps(v) })
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            // SAFETY: 16 readable floats at p (caller's contract).
+            Avx512(unsafe { _mm512_loadu_ps(p) })
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            // SAFETY: 16 writable floats at p (caller's contract).
+            unsafe { _mm512_storeu_ps(p, self.0) }
+        }
+        #[inline(always)]
+        unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self {
+            // SAFETY: the CPU has AVX-512F (caller's contract).
+            Avx512(unsafe { _mm512_fmadd_ps(a.0, b.0, c.0) })
+        }
+        #[inline(always)]
+        unsafe fn clamp(self, lo: f32, hi: f32) -> Self {
+            // As for AVX2: the second operand wins when either is NaN.
+            // SAFETY: the CPU has AVX-512F (caller's contract).
+            unsafe { Avx512(_mm512_min_ps(_mm512_set1_ps(hi), _mm512_max_ps(_mm512_set1_ps(lo), self.0))) }
+        }
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+pub(crate) use arm::Neon;
+
+#[cfg(target_arch = "aarch64")]
+mod arm {
+    use super::Simd;
+    use std::arch::aarch64::*;
+
+    /// NEON: 4 lanes.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Neon(float32x4_t);
+
+    // SAFETY: only called inside `neon` shells (the trait's contract).
+    unsafe impl Simd for Neon {
+        const LANES: usize = 4;
+        #[inline(always)]
+        unsafe fn splat(v: f32) -> Self {
+            // SAFETY: the CPU has NEON (caller's contract).
+            Neon(unsafe { vdupq_n_f32(v) })
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            // SAFETY: 4 readable floats at p (caller's contract).
+            Neon(unsafe { vld1q_f32(p) })
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            // SAFETY: 4 writable floats at p (caller's contract).
+            unsafe { vst1q_f32(p, self.0) }
+        }
+        #[inline(always)]
+        unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self {
+            // SAFETY: the CPU has NEON (caller's contract).
+            Neon(unsafe { vfmaq_f32(c.0, a.0, b.0) })
+        }
+        #[inline(always)]
+        unsafe fn clamp(self, lo: f32, hi: f32) -> Self {
+            // NEON's max/min return NaN when either input is NaN.
+            // SAFETY: the CPU has NEON (caller's contract).
+            unsafe { Neon(vminq_f32(vdupq_n_f32(hi), vmaxq_f32(vdupq_n_f32(lo), self.0))) }
+        }
+    }
+}

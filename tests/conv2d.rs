@@ -1,0 +1,279 @@
+//! Forward convolution (every path: 1x1 GEMM, tiled im2col + GEMM, groups,
+//! depthwise) against `reference::conv2d`, for the ISA this run is capped to.
+
+use proptest::prelude::*;
+use receptive::{Activation, Conv2dParams, Conv2dPlan, Error, Padding, reference};
+
+/// Deterministic pseudo-random values in [-1, 1).
+fn fill(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 23) as f32) - 1.0
+        })
+        .collect()
+}
+
+fn abs(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|x| x.abs()).collect()
+}
+
+/// Checks `got` against the reference with the bound derived from the
+/// reduction length and each output's absolute sum of terms (the reference
+/// run on |x|, |w| and |bias|).
+fn check(
+    got: &[f32],
+    x: &[f32],
+    shape: [usize; 4],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    p: &Conv2dParams,
+    act: Activation,
+) {
+    let want = reference::conv2d(x, shape, w, bias, p).unwrap();
+    let abs_bias = bias.map(abs);
+    let sums = reference::conv2d(&abs(x), shape, &abs(w), abs_bias.as_deref(), p).unwrap();
+    let reduction = p.in_channels / p.groups * p.kernel[0] * p.kernel[1];
+    assert_eq!(got.len(), want.len());
+    for (i, ((&g, &r), &s)) in got.iter().zip(&want).zip(&sums).enumerate() {
+        let r = act.apply(r);
+        let tol = reference::tolerance(reduction, s);
+        assert!((g - r).abs() <= tol, "{p:?} {shape:?} {act:?} at {i}: got {g}, want {r} (tol {tol})");
+    }
+}
+
+/// Runs the conv through a plan and checks it.
+fn run_and_check(p: &Conv2dParams, shape: [usize; 4], with_bias: bool, act: Activation, seed: u64) -> String {
+    let x = fill(shape.iter().product(), seed);
+    let w = fill(p.weight_count(), seed + 1);
+    let b = fill(p.out_channels, seed + 2);
+    let bias = with_bias.then_some(&b[..]);
+    let plan = Conv2dPlan::new(p, &w, bias, act).unwrap();
+    let out = plan.output_shape(shape).unwrap();
+    let mut y = vec![f32::NAN; out.iter().product()];
+    plan.run(&x, shape, &mut y).unwrap();
+    check(&y, &x, shape, &w, bias, p, act);
+    plan.path()
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
+}
+
+/// A random layer: (params, input shape). `depthwise` picks groups == C with
+/// a channel multiplier; otherwise 1..=3 groups of 1..=4 input channels.
+fn layer() -> impl Strategy<Value = (Conv2dParams, [usize; 4])> {
+    (
+        (any::<bool>(), 1usize..=3, 1usize..=4, 1usize..=5, 1usize..=6),
+        (1usize..=2, 1usize..=11, 1usize..=11),
+        (1usize..=4, 1usize..=4, 1usize..=3, 1usize..=3, 1usize..=2, 1usize..=2),
+        (0usize..=2, 0usize..=2, 0usize..=2, 0usize..=2),
+    )
+        .prop_map(|((dw, groups, cg, kg, c_dw), (n, h, w), (fh, fw, sh, sw, dh, dwl), (pt, pb, pl, pr))| {
+            let (c, k, groups) = if dw { (c_dw, c_dw * kg.min(3), c_dw) } else { (groups * cg, groups * kg, groups) };
+            let p = Conv2dParams::new(c, k, [fh, fw])
+                .groups(groups)
+                .stride_hw([sh, sw])
+                .dilation_hw([dh, dwl])
+                .padding_with(Padding::new(pt, pb, pl, pr));
+            (p, [n, c, h, w])
+        })
+}
+
+fn activation() -> impl Strategy<Value = Activation> {
+    prop_oneof![
+        Just(Activation::None),
+        Just(Activation::Relu),
+        (-0.5f32..0.0, 0.0f32..0.5).prop_map(|(min, max)| Activation::Clamp { min, max }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    #[test]
+    fn matches_reference((p, shape) in layer(), with_bias in any::<bool>(), act in activation(), seed in 0u64..1000) {
+        prop_assume!(p.output_shape(shape).is_ok());
+        run_and_check(&p, shape, with_bias, act, seed);
+    }
+}
+
+#[test]
+fn seed_ten_5x5_filters_pad_2_keep_32x32() {
+    let p = Conv2dParams::new(3, 10, [5, 5]).padding(2);
+    assert_eq!(p.output_shape([1, 3, 32, 32]).unwrap(), [1, 10, 32, 32]);
+    assert_eq!(p.param_count(), 760);
+    let path = run_and_check(&p, [1, 3, 32, 32], true, Activation::None, 7);
+    assert!(path.starts_with("im2col+gemm"), "{path}");
+}
+
+#[test]
+fn seed_six_5x5_filters_give_28x28x6() {
+    let p = Conv2dParams::new(3, 6, [5, 5]);
+    assert_eq!(p.output_shape([1, 3, 32, 32]).unwrap(), [1, 6, 28, 28]);
+    run_and_check(&p, [1, 3, 32, 32], true, Activation::Relu, 8);
+    // The one-shot function computes the same volume.
+    let x = fill(3 * 32 * 32, 8);
+    let w = fill(p.weight_count(), 9);
+    let y = receptive::conv2d(&x, [1, 3, 32, 32], &w, None, &p).unwrap();
+    check(&y, &x, [1, 3, 32, 32], &w, None, &p, Activation::None);
+}
+
+#[test]
+fn seed_filter_is_a_dot_product_over_the_full_depth() {
+    // One 2x2x2 filter on a 2-channel 2x2 input: the single output is the
+    // dot product of the filter with the whole volume, plus the bias.
+    let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+    let w = [1.0, 0.0, 0.0, 1.0, -1.0, 0.5, 0.25, 2.0];
+    let p = Conv2dParams::new(2, 1, [2, 2]);
+    let y = receptive::conv2d(&x, [1, 2, 2, 2], &w, Some(&[10.0]), &p).unwrap();
+    // 1 + 4 - 5 + 3 + 1.75 + 16 + 10
+    assert_eq!(y, [30.75]);
+}
+
+#[test]
+fn each_path_is_chosen_and_correct() {
+    let cases = [
+        (Conv2dParams::new(16, 24, [1, 1]), [2, 16, 9, 7], "1x1 gemm"),
+        // 1x1 with stride or padding needs the gather.
+        (Conv2dParams::new(16, 24, [1, 1]).stride(2), [1, 16, 9, 7], "im2col+gemm"),
+        (Conv2dParams::new(16, 24, [1, 1]).padding(1), [1, 16, 9, 7], "im2col+gemm"),
+        (Conv2dParams::new(6, 4, [3, 3]).groups(2), [1, 6, 8, 8], "im2col+gemm"),
+        (Conv2dParams::new(6, 6, [1, 1]).groups(3), [1, 6, 5, 5], "1x1 gemm"),
+        (Conv2dParams::new(12, 12, [3, 3]).padding(1).groups(12), [2, 12, 10, 19], "depthwise"),
+        (Conv2dParams::new(4, 12, [5, 3]).padding(2).stride_hw([2, 1]).groups(4), [1, 4, 11, 9], "depthwise"),
+    ];
+    for (i, (p, shape, path)) in cases.into_iter().enumerate() {
+        for act in [Activation::None, Activation::Relu] {
+            let got = run_and_check(&p, shape, true, act, 20 + i as u64);
+            assert!(got.starts_with(path), "{p:?}: {got}, want {path}");
+            assert!(got.contains(receptive::active_isa().name()) || got.contains("scalar"), "{got}");
+        }
+    }
+}
+
+#[test]
+fn large_layers_split_into_tiles_and_channel_blocks() {
+    // More pixels than one tile, more filters than one row block, and
+    // batches, under different thread counts (the task grid changes).
+    let cases = [
+        (Conv2dParams::new(5, 300, [3, 3]).padding(1), [1, 5, 21, 23]),
+        (Conv2dParams::new(40, 70, [1, 1]), [3, 40, 19, 31]),
+        (
+            Conv2dParams::new(8, 10, [3, 5])
+                .stride_hw([2, 1])
+                .dilation_hw([1, 2])
+                .padding_with(Padding::new(0, 3, 4, 1)),
+            [2, 8, 40, 37],
+        ),
+        (Conv2dParams::new(300, 8, [3, 3]).padding(1), [1, 300, 6, 6]),
+        (Conv2dParams::new(32, 32, [3, 3]).padding(1).groups(32), [1, 32, 45, 47]),
+    ];
+    for threads in [1, 3] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        for (i, (p, shape)) in cases.iter().enumerate() {
+            pool.install(|| {
+                run_and_check(p, *shape, i % 2 == 0, Activation::Clamp { min: -1.0, max: 1.5 }, 40 + i as u64)
+            });
+        }
+    }
+}
+
+#[test]
+fn a_plan_reused_across_inputs_gives_identical_results() {
+    let p = Conv2dParams::new(6, 9, [3, 3]).padding(1).stride(2);
+    let w = fill(p.weight_count(), 1);
+    let b = fill(9, 2);
+    let plan = Conv2dPlan::new(&p, &w, Some(&b), Activation::Relu).unwrap();
+    let shapes = [[1, 6, 13, 17], [3, 6, 8, 8], [1, 6, 13, 17], [2, 6, 30, 5]];
+    let mut first: Vec<Vec<f32>> = Vec::new();
+    for round in 0..3 {
+        for (i, &shape) in shapes.iter().enumerate() {
+            let x = fill(shape.iter().product(), 100 + i as u64);
+            let mut y = vec![0.0; plan.output_shape(shape).unwrap().iter().product()];
+            plan.run(&x, shape, &mut y).unwrap();
+            // A fresh plan, and the one-shot function, agree bit for bit.
+            let fresh = receptive::conv2d_with(&x, shape, &w, Some(&b), &p, Activation::Relu).unwrap();
+            assert_eq!(y, fresh);
+            if round == 0 {
+                check(&y, &x, shape, &w, Some(&b), &p, Activation::Relu);
+                first.push(y);
+            } else {
+                assert_eq!(y, first[i], "round {round}, input {i}");
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_inputs_are_errors_and_write_nothing() {
+    let p = Conv2dParams::new(4, 6, [3, 3]).padding(1);
+    let w = fill(p.weight_count(), 1);
+    // Plan creation: wrong weight or bias length, bad clamp, bad params.
+    assert!(matches!(
+        Conv2dPlan::new(&p, &w[1..], None, Activation::None),
+        Err(Error::LengthMismatch { what: "weights", .. })
+    ));
+    assert!(matches!(
+        Conv2dPlan::new(&p, &w, Some(&[0.0; 5]), Activation::None),
+        Err(Error::LengthMismatch { what: "bias", .. })
+    ));
+    assert!(Conv2dPlan::new(&p, &w, None, Activation::Clamp { min: 1.0, max: 0.0 }).is_err());
+    assert!(Conv2dPlan::new(&p.groups(4), &w, None, Activation::None).is_err());
+    let plan = Conv2dPlan::new(&p, &w, None, Activation::None).unwrap();
+    let x = fill(2 * 4 * 5 * 5, 2);
+    let sentinel = vec![7.0f32; 2 * 6 * 5 * 5];
+    let bad: [(&[f32], [usize; 4], usize); 5] = [
+        (&x[1..], [2, 4, 5, 5], sentinel.len()), // input too short
+        (&x, [2, 4, 5, 5], sentinel.len() - 1),  // output too short
+        (&x, [2, 4, 5, 5], sentinel.len() + 1),  // output too long
+        (&x, [2, 5, 5, 4], sentinel.len()),      // wrong channels
+        (&x, [2, 4, 0, 5], sentinel.len()),      // empty plane
+    ];
+    for (xs, shape, ylen) in bad {
+        let mut y = vec![7.0f32; ylen];
+        let err = plan.run(xs, shape, &mut y).unwrap_err();
+        assert!(!err.to_string().is_empty());
+        assert!(y.iter().all(|&v| v == 7.0), "{shape:?} wrote into y before failing: {err}");
+    }
+    assert!(matches!(
+        plan.run(&x, [2, 5, 5, 4], &mut vec![0.0; 300]),
+        Err(Error::ShapeMismatch { what: "input channels", .. })
+    ));
+    // The one-shot function validates too.
+    assert!(receptive::conv2d(&x, [2, 4, 5, 5], &w, Some(&[0.0; 2]), &p).is_err());
+    assert!(receptive::conv2d(&x[..10], [2, 4, 5, 5], &w, None, &p).is_err());
+    // A filter larger than the (unpadded) input.
+    let unpadded = Conv2dPlan::new(&p.padding(0), &w, None, Activation::None).unwrap();
+    assert!(matches!(unpadded.run(&x[..32], [2, 4, 2, 2], &mut [0.0; 0]), Err(Error::KernelTooLarge { .. })));
+}
+
+#[test]
+fn workspace_stays_bounded_on_vgg_conv1_2() {
+    let p = Conv2dParams::new(64, 64, [3, 3]).padding(1);
+    let plan = Conv2dPlan::new(&p, &vec![0.0; p.weight_count()], None, Activation::None).unwrap();
+    let bytes = plan.workspace_bytes([1, 64, 224, 224]);
+    assert!(bytes > 0 && bytes < 8 << 20, "{bytes} bytes");
+    assert_eq!(plan.workspace_bytes([1, 3, 224, 224]), 0, "a shape run rejects");
+}
+
+#[test]
+fn nan_propagates_through_every_path() {
+    for p in [
+        Conv2dParams::new(2, 3, [1, 1]),
+        Conv2dParams::new(2, 3, [3, 3]).padding(1),
+        Conv2dParams::new(2, 2, [3, 3]).padding(1).groups(2),
+    ] {
+        let mut x = vec![1.0f32; 2 * 4 * 4];
+        x[5] = f32::NAN;
+        let w = vec![0.5f32; p.weight_count()];
+        for act in [Activation::None, Activation::Relu, Activation::Clamp { min: 0.0, max: 6.0 }] {
+            let y = receptive::conv2d_with(&x, [1, 2, 4, 4], &w, None, &p, act).unwrap();
+            let want = reference::conv2d(&x, [1, 2, 4, 4], &w, None, &p).unwrap();
+            for (g, r) in y.iter().zip(&want) {
+                assert_eq!(g.is_nan(), r.is_nan(), "{p:?} {act:?}");
+            }
+        }
+    }
+}
