@@ -66,3 +66,8 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], abs_sum: &[f32], k: u
         assert!(ok, "{what}: output {i} is {g}, the reference says {w} (|products| sum {})", abs_sum[i]);
     }
 }
+
+/// Bitwise equality, NaN included.
+pub fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+}
