@@ -2,7 +2,9 @@
 //! a prepared problem with its buffers ([`Bench`]) that runs the fast op and
 //! checks its last result against `receptive::reference`.
 
-use receptive::{Activation, Bias, MatMut, MatRef, reference, sgemm};
+use receptive::{
+    Activation, Bias, Conv2dParams, Conv2dPlan, MatMut, MatRef, Pool2dParams, Pool2dPlan, PoolKind, reference, sgemm,
+};
 
 use super::check::{self, Check, FULL_CHECK_MACS, SAMPLES, fill};
 use crate::case::{Case, Op};
@@ -35,9 +37,7 @@ fn dims(d: &[usize]) -> String {
 /// The issue that brings an op, when it is not in the library yet.
 pub fn not_built(op: Op) -> Option<&'static str> {
     match op {
-        Op::Sgemm => None,
-        Op::Conv => Some("issue 4"),
-        Op::MaxPool | Op::AvgPool | Op::GlobalAvgPool | Op::GlobalMaxPool => Some("issue 5"),
+        Op::Sgemm | Op::Conv | Op::MaxPool | Op::AvgPool | Op::GlobalAvgPool | Op::GlobalMaxPool => None,
         Op::ConvBwdData | Op::ConvBwdWeights | Op::ConvTranspose => Some("issue 6"),
     }
 }
@@ -117,18 +117,26 @@ pub trait Bench {
 
 /// Allocates and fills the buffers of a case (and builds its plan).
 pub fn prepare(spec: &Spec) -> Result<Box<dyn Bench>, String> {
+    let full = spec.macs() <= FULL_CHECK_MACS;
     match spec.case.op {
         Op::Sgemm => {
             let [m, n, k] = spec.case.gemm_dims()?;
-            Ok(Box::new(Sgemm {
-                m,
-                n,
-                k,
-                a: fill(m * k, 1),
-                b: fill(k * n, 2),
-                c: vec![0.0; m * n],
-                full: spec.macs() <= FULL_CHECK_MACS,
-            }))
+            Ok(Box::new(Sgemm { m, n, k, a: fill(m * k, 1), b: fill(k * n, 2), c: vec![0.0; m * n], full }))
+        }
+        Op::Conv => {
+            let (p, shape) = spec.case.conv()?;
+            let out = p.output_shape(shape).map_err(err)?;
+            let x = fill(shape.iter().product(), 1);
+            let w = fill(p.weight_count(), 2);
+            let b = fill(p.out_channels, 3);
+            let plan = Conv2dPlan::new(&p, &w, Some(&b), Activation::None).map_err(err)?;
+            Ok(Box::new(Conv { p, shape, x, w, b, plan, y: vec![0.0; out.iter().product()], full }))
+        }
+        Op::MaxPool | Op::AvgPool | Op::GlobalAvgPool | Op::GlobalMaxPool => {
+            let (q, shape) = spec.case.pool()?;
+            let plan = Pool2dPlan::new(&q, shape).map_err(err)?;
+            let x = fill(shape.iter().product(), 1);
+            Ok(Box::new(Pool { q, shape, x, y: vec![0.0; plan.output_shape().iter().product()], plan }))
         }
         op => Err(format!("op '{}' is not built yet", op.word())),
     }
@@ -176,7 +184,8 @@ impl Sgemm {
 
 impl Bench for Sgemm {
     fn path(&self) -> String {
-        format!("gemm {}", receptive::active_isa())
+        let k = receptive::sgemm_kernel_info();
+        format!("gemm {} {}", k.isa, k.name)
     }
 
     fn run(&mut self) -> Result<(), String> {
@@ -205,6 +214,141 @@ impl Bench for Sgemm {
             let idx = check::sample_indices(m * n, SAMPLES);
             for (&o, (w, s)) in idx.iter().zip(self.sampled_reference(&idx)) {
                 check.compare(o, self.c[o], w, reference::tolerance(self.k, s));
+            }
+        }
+        Ok(check)
+    }
+}
+
+/// A convolution through a plan, with bias, no activation.
+struct Conv {
+    p: Conv2dParams,
+    shape: [usize; 4],
+    x: Vec<f32>,
+    w: Vec<f32>,
+    b: Vec<f32>,
+    plan: Conv2dPlan,
+    y: Vec<f32>,
+    full: bool,
+}
+
+impl Conv {
+    /// Reference values and absolute sums at the sampled outputs, mirroring
+    /// `reference::conv2d` (f64 accumulation over (c, fh, fw) in order, then
+    /// the bias).
+    fn sampled_reference(&self, idx: &[usize]) -> Vec<(f32, f32)> {
+        let p = &self.p;
+        let [_, c_in, h, wd] = self.shape;
+        let [_, k, oh, ow] = p.output_shape(self.shape).expect("validated in prepare");
+        let [_, cg, fh, fw] = p.weight_shape();
+        let kg = k / p.groups;
+        // The reference's tap rule: input position of tap t, if inside.
+        let tap = |o: usize, t: usize, s: usize, d: usize, pad: usize, len: usize| {
+            (o * s + t * d).checked_sub(pad).filter(|&i| i < len)
+        };
+        idx.iter()
+            .map(|&o| {
+                let (b, f, oy, ox) = (o / (k * oh * ow), o / (oh * ow) % k, o / ow % oh, o % ow);
+                let g = f / kg;
+                let (mut acc, mut abs) = (0.0f64, 0.0f64);
+                for c in 0..cg {
+                    let ci = g * cg + c;
+                    for ky in 0..fh {
+                        let Some(iy) = tap(oy, ky, p.stride[0], p.dilation[0], p.padding.top, h) else { continue };
+                        for kx in 0..fw {
+                            let Some(ix) = tap(ox, kx, p.stride[1], p.dilation[1], p.padding.left, wd) else {
+                                continue;
+                            };
+                            let prod = self.x[((b * c_in + ci) * h + iy) * wd + ix] as f64
+                                * self.w[((f * cg + c) * fh + ky) * fw + kx] as f64;
+                            acc += prod;
+                            abs += prod.abs();
+                        }
+                    }
+                }
+                acc += self.b[f] as f64;
+                abs += (self.b[f] as f64).abs();
+                (acc as f32, abs as f32)
+            })
+            .collect()
+    }
+}
+
+impl Bench for Conv {
+    fn path(&self) -> String {
+        self.plan.path()
+    }
+
+    fn run(&mut self) -> Result<(), String> {
+        self.plan.run(&self.x, self.shape, &mut self.y).map_err(err)
+    }
+
+    fn check(&self) -> Result<Check, String> {
+        let [_, cg, fh, fw] = self.p.weight_shape();
+        let k = cg * fh * fw + 1;
+        let mut check = Check::new(self.y.len());
+        if self.full {
+            let want = reference::conv2d(&self.x, self.shape, &self.w, Some(&self.b), &self.p).map_err(err)?;
+            let (ax, aw, ab) = (check::abs(&self.x), check::abs(&self.w), check::abs(&self.b));
+            let abs_sum = reference::conv2d(&ax, self.shape, &aw, Some(&ab), &self.p).map_err(err)?;
+            for (o, ((&g, &w), &s)) in self.y.iter().zip(&want).zip(&abs_sum).enumerate() {
+                check.compare(o, g, w, reference::tolerance(k, s));
+            }
+        } else {
+            let idx = check::sample_indices(self.y.len(), SAMPLES);
+            for (&o, (w, s)) in idx.iter().zip(self.sampled_reference(&idx)) {
+                check.compare(o, self.y[o], w, reference::tolerance(k, s));
+            }
+        }
+        Ok(check)
+    }
+}
+
+/// Any pooling op through a plan (global pooling is a whole-plane window).
+struct Pool {
+    q: Pool2dParams,
+    shape: [usize; 4],
+    x: Vec<f32>,
+    plan: Pool2dPlan,
+    y: Vec<f32>,
+}
+
+impl Bench for Pool {
+    fn path(&self) -> String {
+        self.plan.path()
+    }
+
+    fn run(&mut self) -> Result<(), String> {
+        self.plan.run(&self.x, &mut self.y).map_err(err)
+    }
+
+    /// Max pooling must match exactly, indices included (checked with one
+    /// extra indexed run); averages within the tolerance of their window.
+    fn check(&self) -> Result<Check, String> {
+        let mut check = Check::new(self.y.len());
+        match self.q.kind {
+            PoolKind::Max => {
+                let (want, want_idx) = reference::max_pool2d_with_indices(&self.x, self.shape, &self.q).map_err(err)?;
+                let (mut y, mut idx) = (vec![0.0; want.len()], vec![0i64; want.len()]);
+                self.plan.run_with_indices(&self.x, &mut y, &mut idx).map_err(err)?;
+                for (o, (&g, &w)) in self.y.iter().zip(&want).enumerate() {
+                    check.compare(o, g, w, 0.0);
+                }
+                for (o, ((&g, &w), (&gi, &wi))) in y.iter().zip(&want).zip(idx.iter().zip(&want_idx)).enumerate() {
+                    check.compare(o, g, w, 0.0);
+                    if gi != wi {
+                        check.compare(o, gi as f32, wi as f32, 0.0);
+                    }
+                }
+                check.checked = self.y.len();
+            }
+            PoolKind::Avg => {
+                let want = reference::avg_pool2d(&self.x, self.shape, &self.q).map_err(err)?;
+                let abs_avg = reference::avg_pool2d(&check::abs(&self.x), self.shape, &self.q).map_err(err)?;
+                let window = self.q.kernel[0] * self.q.kernel[1];
+                for (o, ((&g, &w), &s)) in self.y.iter().zip(&want).zip(&abs_avg).enumerate() {
+                    check.compare(o, g, w, reference::tolerance(window, s));
+                }
             }
         }
         Ok(check)
