@@ -4,7 +4,7 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use receptive::{Padding, Pool2dParams};
+use receptive::{Conv2dParams, Error, Padding, Pool2dParams};
 
 /// Runs `f` on its own thread and fails if it takes longer than `limit`
 /// (the thread is left behind; the test process ends with the harness).
@@ -39,4 +39,18 @@ fn pool_output_shape_with_a_2_pow_40_tap_window_is_quick() {
     finishes_within(Duration::from_secs(2), move || {
         assert_eq!(q.output_shape([1, 1, 1, 1]).unwrap(), [1, 1, 1, 1]);
     });
+}
+
+/// fuzz `params`, crash-42c88285: in strict mode a stride of `usize::MAX`
+/// that does not tile the input is reported as `DoesNotFit`, and printing
+/// that error computes `(input + padding - span) + stride`, which overflows
+/// (a panic with overflow checks, a wrong ratio without).
+#[test]
+#[ignore = "panics: Error::DoesNotFit's Display adds the stride to the numerator (src/error.rs); reported"]
+fn does_not_fit_message_with_a_huge_stride() {
+    let p = Conv2dParams::new(8, 8, [3, 1]).stride_hw([usize::MAX, 2]).padding(2).strict(true);
+    let e = p.output_shape([8, 8, 3, 1]).unwrap_err();
+    assert!(matches!(e, Error::DoesNotFit { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(text.contains("is not a whole number"), "{text}");
 }
