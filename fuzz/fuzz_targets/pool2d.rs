@@ -62,7 +62,7 @@ fuzz_target!(|inp: Input| {
         ))
         .ceil_mode(inp.ceil_mode)
         .count_include_pad(inp.count_include_pad)
-        .divisor_override((kind == 1 && inp.divisor % 8 != 0).then_some(usize::from(inp.divisor % 8)));
+        .divisor_override((kind == 1 && !inp.divisor.is_multiple_of(8)).then_some(usize::from(inp.divisor % 8)));
     let mut len = shape.iter().product::<usize>();
     if inp.wrong_len != 0 {
         len = if inp.wrong_len & 1 == 0 { len + 1 } else { len.saturating_sub(1) };

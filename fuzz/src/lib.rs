@@ -37,7 +37,7 @@ pub fn values(len: usize, seed: u64, specials: bool) -> Vec<f32> {
         .map(|_| {
             s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let r = (s >> 33) as u32;
-            if specials && r % 16 == 0 {
+            if specials && r.is_multiple_of(16) {
                 [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 1e-40][(r / 16 % 5) as usize]
             } else {
                 ((r / 16 % 33) as f32 - 16.0) / 8.0
