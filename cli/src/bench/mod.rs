@@ -120,13 +120,10 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
         Some(path) => {
             let text =
                 std::fs::read_to_string(path).map_err(|e| format!("cannot read suite {}: {e}", path.display()))?;
-            suite::parse(&text, &path.display().to_string(), false)?
+            suite::parse(&text, &path.display().to_string())?
         }
-        None => suite::parse(suite::DEFAULT, "default suite", true)?,
+        None => suite::parse(suite::DEFAULT, "default suite")?,
     };
-    for note in &suite.skipped {
-        eprintln!("note: {note}");
-    }
     let base = opts.baseline.as_deref().map(baseline::load).transpose()?;
     if let Some(name) = &opts.save {
         baseline::file(name)?;
@@ -136,8 +133,8 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
             .num_threads(n)
             .build()
             .map_err(|e| format!("cannot start {n} threads: {e}"))?
-            .install(|| run_suite(&suite.specs, &opts, base.as_ref())),
-        None => run_suite(&suite.specs, &opts, base.as_ref()),
+            .install(|| run_suite(&suite, &opts, base.as_ref())),
+        None => run_suite(&suite, &opts, base.as_ref()),
     };
     let failed = records.iter().filter(|r| !r.ok).count();
     if let Some(name) = &opts.save {

@@ -3,7 +3,8 @@
 //! checks its last result against `receptive::reference`.
 
 use receptive::{
-    Activation, Bias, Conv2dParams, Conv2dPlan, MatMut, MatRef, Pool2dParams, Pool2dPlan, PoolKind, reference, sgemm,
+    Activation, Bias, Conv2dBackwardDataPlan, Conv2dParams, Conv2dPlan, ConvTranspose2dParams, ConvTranspose2dPlan,
+    MatMut, MatRef, Pool2dParams, Pool2dPlan, PoolKind, conv2d_backward_weights, reference, sgemm,
 };
 
 use super::check::{self, Check, FULL_CHECK_MACS, SAMPLES, fill};
@@ -34,14 +35,6 @@ fn dims(d: &[usize]) -> String {
     d.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("x")
 }
 
-/// The issue that brings an op, when it is not in the library yet.
-pub fn not_built(op: Op) -> Option<&'static str> {
-    match op {
-        Op::Sgemm | Op::Conv | Op::MaxPool | Op::AvgPool | Op::GlobalAvgPool | Op::GlobalMaxPool => None,
-        Op::ConvBwdData | Op::ConvBwdWeights | Op::ConvTranspose => Some("issue 6"),
-    }
-}
-
 /// Total f32 elements of the buffers a case allocates, refused above the limit.
 fn check_memory(elements: &[usize]) -> Result<(), String> {
     let bytes = elements.iter().try_fold(0u64, |a, &e| a.checked_add((e as u64).checked_mul(4)?));
@@ -57,8 +50,7 @@ fn check_memory(elements: &[usize]) -> Result<(), String> {
 
 impl Spec {
     /// Validates a case's geometry: missing keys, impossible shapes and
-    /// oversized problems are errors (whether the op is built is
-    /// [`not_built`]'s question).
+    /// oversized problems are errors.
     pub fn new(case: Case) -> Result<Spec, String> {
         let (shape, work) = match case.op {
             Op::Sgemm => {
@@ -88,8 +80,24 @@ impl Spec {
                 check_memory(&[xn, xn, yn, yn, yn, yn, yn])?;
                 (format!("{} -> {}", dims(&x), dims(&y)), Work::Bytes(4 * (xn as u64 + yn as u64)))
             }
-            Op::ConvBwdData | Op::ConvBwdWeights | Op::ConvTranspose => {
-                return Err(format!("op '{}' is not built yet (issue 6)", case.op.word()));
+            Op::ConvBwdData | Op::ConvBwdWeights => {
+                let (p, x) = case.conv()?;
+                let y = p.output_shape(x).map_err(err)?;
+                let [xn, wn, yn] = [x, p.weight_shape(), y].map(|d| d.iter().product::<usize>());
+                check_memory(&[xn, xn, wn, wn, yn, yn, 2 * xn.max(wn)])?;
+                let shape = if case.op == Op::ConvBwdData {
+                    format!("dy {} -> dx {}", dims(&y), dims(&x))
+                } else {
+                    format!("x {}, dy {} -> dw {}", dims(&x), dims(&y), dims(&p.weight_shape()))
+                };
+                (shape, Work::Flops(p.flops(x).map_err(err)?))
+            }
+            Op::ConvTranspose => {
+                let (tp, x) = case.conv_transpose()?;
+                let y = tp.output_shape(x).map_err(err)?;
+                let [xn, wn, yn] = [x, tp.weight_shape(), y].map(|d| d.iter().product::<usize>());
+                check_memory(&[xn, xn, wn, wn, yn, yn, yn])?;
+                (format!("{} -> {}", dims(&x), dims(&y)), Work::Flops(tp.flops(x).map_err(err)?))
             }
         };
         Ok(Spec { case, shape, work })
@@ -138,7 +146,28 @@ pub fn prepare(spec: &Spec) -> Result<Box<dyn Bench>, String> {
             let x = fill(shape.iter().product(), 1);
             Ok(Box::new(Pool { q, shape, x, y: vec![0.0; plan.output_shape().iter().product()], plan }))
         }
-        op => Err(format!("op '{}' is not built yet", op.word())),
+        Op::ConvBwdData | Op::ConvBwdWeights => {
+            let (p, x_shape) = spec.case.conv()?;
+            let dy_shape = p.output_shape(x_shape).map_err(err)?;
+            let x = fill(x_shape.iter().product(), 1);
+            let w = fill(p.weight_count(), 2);
+            let dy = fill(dy_shape.iter().product(), 4);
+            let data = if spec.case.op == Op::ConvBwdData {
+                Some((Conv2dBackwardDataPlan::new(&p, &w).map_err(err)?, vec![0.0; x.len()]))
+            } else {
+                None
+            };
+            Ok(Box::new(ConvBackward { p, x_shape, dy_shape, x, w, dy, data, dw: Vec::new() }))
+        }
+        Op::ConvTranspose => {
+            let (tp, shape) = spec.case.conv_transpose()?;
+            let out = tp.output_shape(shape).map_err(err)?;
+            let x = fill(shape.iter().product(), 1);
+            let w = fill(tp.weight_shape().iter().product(), 2);
+            let b = fill(tp.out_channels, 3);
+            let plan = ConvTranspose2dPlan::new(&tp, &w, Some(&b)).map_err(err)?;
+            Ok(Box::new(ConvTranspose { tp, shape, x, w, b, plan, y: vec![0.0; out.iter().product()] }))
+        }
     }
 }
 
@@ -355,6 +384,99 @@ impl Bench for Pool {
     }
 }
 
+/// Convolution gradients: with respect to the input through a plan
+/// (`data`), or to the weights through the one-shot op.
+struct ConvBackward {
+    p: Conv2dParams,
+    x_shape: [usize; 4],
+    dy_shape: [usize; 4],
+    x: Vec<f32>,
+    w: Vec<f32>,
+    dy: Vec<f32>,
+    data: Option<(Conv2dBackwardDataPlan, Vec<f32>)>,
+    dw: Vec<f32>,
+}
+
+impl Bench for ConvBackward {
+    fn path(&self) -> String {
+        let k = receptive::sgemm_kernel_info();
+        let what = if self.data.is_some() { "backward data" } else { "backward weights" };
+        format!("{what} gemm {} {}", k.isa, k.name)
+    }
+
+    fn run(&mut self) -> Result<(), String> {
+        match &mut self.data {
+            Some((plan, dx)) => plan.run(&self.dy, self.dy_shape, self.x_shape, dx).map_err(err),
+            None => {
+                self.dw = conv2d_backward_weights(&self.x, self.x_shape, &self.dy, &self.p).map_err(err)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Checked in full against the backward references (no sampled mode).
+    fn check(&self) -> Result<Check, String> {
+        let (ax, aw, ady) = (check::abs(&self.x), check::abs(&self.w), check::abs(&self.dy));
+        let [_, k, oh, ow] = self.dy_shape;
+        let [_, _, fh, fw] = self.p.weight_shape();
+        let (got, want, abs_sum, len) = match &self.data {
+            Some((_, dx)) => {
+                let r = |dy: &[f32], w: &[f32]| {
+                    reference::conv2d_backward_data(dy, self.dy_shape, w, &self.p, self.x_shape).map_err(err)
+                };
+                (dx, r(&self.dy, &self.w)?, r(&ady, &aw)?, k / self.p.groups * fh * fw)
+            }
+            None => {
+                let r = |x: &[f32], dy: &[f32]| {
+                    reference::conv2d_backward_weights(x, self.x_shape, dy, &self.p).map_err(err)
+                };
+                (&self.dw, r(&self.x, &self.dy)?, r(&ax, &ady)?, self.x_shape[0] * oh * ow)
+            }
+        };
+        let mut check = Check::new(got.len());
+        for (o, ((&g, &w), &s)) in got.iter().zip(&want).zip(&abs_sum).enumerate() {
+            check.compare(o, g, w, reference::tolerance(len, s));
+        }
+        Ok(check)
+    }
+}
+
+/// A transposed convolution through a plan, with bias.
+struct ConvTranspose {
+    tp: ConvTranspose2dParams,
+    shape: [usize; 4],
+    x: Vec<f32>,
+    w: Vec<f32>,
+    b: Vec<f32>,
+    plan: ConvTranspose2dPlan,
+    y: Vec<f32>,
+}
+
+impl Bench for ConvTranspose {
+    fn path(&self) -> String {
+        let k = receptive::sgemm_kernel_info();
+        format!("transpose gemm {} {}", k.isa, k.name)
+    }
+
+    fn run(&mut self) -> Result<(), String> {
+        self.plan.run(&self.x, self.shape, &mut self.y).map_err(err)
+    }
+
+    /// Checked in full against `reference::conv_transpose2d`.
+    fn check(&self) -> Result<Check, String> {
+        let want = reference::conv_transpose2d(&self.x, self.shape, &self.w, Some(&self.b), &self.tp).map_err(err)?;
+        let (ax, aw, ab) = (check::abs(&self.x), check::abs(&self.w), check::abs(&self.b));
+        let abs_sum = reference::conv_transpose2d(&ax, self.shape, &aw, Some(&ab), &self.tp).map_err(err)?;
+        let [ci, _, fh, fw] = self.tp.weight_shape();
+        let len = ci / self.tp.groups * fh * fw + 1;
+        let mut check = Check::new(self.y.len());
+        for (o, ((&g, &w), &s)) in self.y.iter().zip(&want).zip(&abs_sum).enumerate() {
+            check.compare(o, g, w, reference::tolerance(len, s));
+        }
+        Ok(check)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,6 +516,45 @@ mod tests {
     }
 
     #[test]
+    fn every_op_runs_and_checks_on_a_small_case() {
+        let lines = [
+            "conv n=2 c=6 h=9 w=11 k=4 kh=3 kw=2 sh=2 pt=1 pb=0 pl=2 pr=1 groups=2 dilation=2",
+            "conv n=1 c=8 h=7 w=7 k=8 kh=3 kw=3 pad=1 groups=8",
+            "conv_bwd_data n=2 c=4 h=9 w=8 k=6 kh=3 kw=3 stride=2 pad=1",
+            "conv_bwd_weights n=2 c=4 h=9 w=8 k=6 kh=3 kw=3 stride=2 pad=1 groups=2",
+            "conv_transpose n=1 c=4 h=5 w=6 k=6 kh=3 kw=3 stride=2 pad=1 output_padding=1",
+            "maxpool n=2 c=3 h=9 w=9 kh=3 kw=3 stride=2 pad=1 ceil=1",
+            "avgpool n=1 c=3 h=7 w=7 kh=3 kw=3 stride=2 pad=1 count_include_pad=0",
+            "globalavgpool c=5 h=4 w=3",
+            "globalmaxpool c=5 h=4 w=3",
+            "sgemm m=5 n=9 k=7",
+        ];
+        for line in lines {
+            let mut b = prepare(&spec(line).unwrap()).unwrap();
+            b.run().unwrap();
+            let c = b.check().unwrap();
+            assert!(c.ok() && c.checked == c.total && c.total > 0, "{line}: {}", c.describe());
+            assert!(!b.path().is_empty());
+        }
+    }
+
+    #[test]
+    fn sampled_conv_reference_is_the_reference() {
+        let s = spec("conv n=2 c=6 h=9 w=11 k=4 kh=3 kw=2 sh=2 pt=1 pb=0 pl=2 pr=1 groups=2 dilation=2").unwrap();
+        let (p, shape) = s.case.conv().unwrap();
+        let x = fill(shape.iter().product(), 1);
+        let w = fill(p.weight_count(), 2);
+        let b = fill(p.out_channels, 3);
+        let want = reference::conv2d(&x, shape, &w, Some(&b), &p).unwrap();
+        let plan = Conv2dPlan::new(&p, &w, Some(&b), Activation::None).unwrap();
+        let conv = Conv { p, shape, x, w, b, plan, y: vec![], full: false };
+        let idx: Vec<usize> = (0..want.len()).collect();
+        for (&o, (v, _)) in idx.iter().zip(conv.sampled_reference(&idx)) {
+            assert_eq!(v.to_bits(), want[o].to_bits(), "output {o}");
+        }
+    }
+
+    #[test]
     fn a_wrong_result_fails_the_check() {
         let mut s = Sgemm { m: 3, n: 5, k: 8, a: fill(24, 1), b: fill(40, 2), c: vec![0.0; 15], full: true };
         s.run().unwrap();
@@ -417,6 +578,9 @@ mod tests {
         assert_eq!(s.work, Work::Bytes(4 * 64 * (112 * 112 + 56 * 56)));
         assert!(spec("maxpool c=1 h=5 w=5 kh=2 kw=2 pad=2").unwrap_err().contains("at most half"));
         assert_eq!(spec("globalavgpool c=8 h=7 w=7").unwrap().shape, "1x8x7x7 -> 1x8x1x1");
-        assert!(spec("conv_transpose c=1 h=2 w=2 k=1 kh=1 kw=1").unwrap_err().contains("not built yet"));
+        let s = spec("conv_transpose n=1 c=64 h=28 w=28 k=32 kh=3 kw=3 stride=2 pad=1 output_padding=1").unwrap();
+        assert_eq!(s.shape, "1x64x28x28 -> 1x32x56x56");
+        let s = spec("conv_bwd_weights n=2 c=4 h=8 w=8 k=6 kh=3 kw=3").unwrap();
+        assert_eq!(s.shape, "x 2x4x8x8, dy 2x6x6x6 -> dw 6x4x3x3");
     }
 }
