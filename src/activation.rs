@@ -30,6 +30,13 @@ pub enum Activation {
 
 impl Activation {
     /// Applies the activation to one value (the reference semantics).
+    ///
+    /// ```
+    /// use receptive::Activation;
+    /// // ReLU6 clips to [0, 6]; values inside pass unchanged.
+    /// let relu6 = Activation::Clamp { min: 0.0, max: 6.0 };
+    /// assert_eq!([-1.0, 3.0, 9.0].map(|x| relu6.apply(x)), [0.0, 3.0, 6.0]);
+    /// ```
     pub fn apply(self, x: f32) -> f32 {
         match self.bounds() {
             None => x,
@@ -46,6 +53,13 @@ impl Activation {
     }
 
     /// Checks that clamp bounds are numbers with `min <= max`.
+    ///
+    /// ```
+    /// use receptive::Activation;
+    /// assert!(Activation::Clamp { min: 0.0, max: 6.0 }.validate().is_ok());
+    /// assert!(Activation::Clamp { min: 6.0, max: 0.0 }.validate().is_err()); // min > max
+    /// assert!(Activation::Clamp { min: f32::NAN, max: 6.0 }.validate().is_err());
+    /// ```
     pub fn validate(self) -> Result<()> {
         if let Activation::Clamp { min, max } = self
             && (min.is_nan() || max.is_nan() || min > max)

@@ -88,6 +88,20 @@ fn tensor(v: Vec<f32>, shape: [usize; 4], like: &Tensor) -> CResult<Tensor> {
 
 /// Convolution as a candle op: `x.apply_op2(&w, op)` without bias,
 /// `x.apply_op3(&w, &b, op)` with. Gradients flow to x, w and b.
+///
+/// ```
+/// use candle_core::{Device, Tensor, Var};
+/// use receptive::{Conv2dParams, candle::Conv2dOp};
+/// // A 2x2 filter of ones over a 3x3 input; with dy = 1 the filter's gradient sums each patch too.
+/// let x = Tensor::arange(1f32, 10., &Device::Cpu)?.reshape((1, 1, 3, 3))?;
+/// let w = Var::ones((1, 1, 2, 2), candle_core::DType::F32, &Device::Cpu)?;
+/// let y = x.apply_op2(w.as_tensor(), Conv2dOp { params: Conv2dParams::new(1, 1, [2, 2]) })?;
+/// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, [12.0, 16.0, 24.0, 28.0]);
+/// let grads = y.sum_all()?.backward()?;
+/// let dw = grads.get(&w).expect("w has a gradient").flatten_all()?.to_vec1::<f32>()?;
+/// assert_eq!(dw, [12.0, 16.0, 24.0, 28.0]);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Conv2dOp {
     /// The layer geometry (its channel counts must match the tensors).
@@ -168,6 +182,19 @@ impl CustomOp3 for Conv2dOp {
 }
 
 /// Max or average pooling as a candle op: `x.apply_op1(op)`; gradients flow to x.
+///
+/// ```
+/// use candle_core::{Device, Var};
+/// use receptive::{Pool2dParams, candle::Pool2dOp};
+/// // Max pooling's gradient goes only to the window's maximum.
+/// let x = Var::from_slice(&[1f32, 4., 3., 2.], (1, 1, 2, 2), &Device::Cpu)?;
+/// let y = x.apply_op1(Pool2dOp { params: Pool2dParams::max([2, 2]) })?;
+/// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, [4.0]);
+/// let grads = y.sum_all()?.backward()?;
+/// let dx = grads.get(&x).expect("x has a gradient").flatten_all()?.to_vec1::<f32>()?;
+/// assert_eq!(dx, [0.0, 1.0, 0.0, 0.0]);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Pool2dOp {
     /// The pooling geometry; `params.kind` picks max or average.
@@ -206,6 +233,18 @@ impl CustomOp1 for Pool2dOp {
 
 /// A convolution layer with `candle_nn::Conv2d`'s tensors: `weight`
 /// `[K, C/groups, FH, FW]` and an optional `bias` `[K]`, run by receptive.
+///
+/// ```
+/// use candle_core::{DType, Device, Module, Tensor};
+/// use receptive::{Conv2dParams, candle::Conv2d};
+/// // A 1x1 convolution with bias: output channel k is 2 * x + b[k].
+/// let w = Tensor::full(2f32, (2, 1, 1, 1), &Device::Cpu)?;
+/// let b = Tensor::new(&[0.5f32, -1.0], &Device::Cpu)?;
+/// let conv = Conv2d::new(w, Some(b), Conv2dParams::new(1, 2, [1, 1]))?;
+/// let y = conv.forward(&Tensor::ones((1, 1, 1, 2), DType::F32, &Device::Cpu)?)?;
+/// assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, [2.5, 2.5, 1.0, 1.0]);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Conv2d {
     weight: Tensor,
@@ -215,6 +254,15 @@ pub struct Conv2d {
 
 impl Conv2d {
     /// A layer from its tensors (e.g. loaded as `candle_nn::conv2d` would) and geometry.
+    ///
+    /// ```
+    /// use candle_core::{DType, Device, Tensor};
+    /// use receptive::{Conv2dParams, candle::Conv2d};
+    /// let w = Tensor::zeros((10, 3, 5, 5), DType::F32, &Device::Cpu)?;
+    /// assert!(Conv2d::new(w.clone(), None, Conv2dParams::new(3, 10, [5, 5])).is_ok());
+    /// assert!(Conv2d::new(w, None, Conv2dParams::new(3, 10, [3, 3])).is_err()); // 5x5 weights, 3x3 filters
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
     pub fn new(weight: Tensor, bias: Option<Tensor>, params: Conv2dParams) -> CResult<Conv2d> {
         params.validate().map_err(err)?;
         if weight.dims() != params.weight_shape() {
@@ -226,14 +274,43 @@ impl Conv2d {
         Ok(Conv2d { weight, bias, params })
     }
     /// The filters, `[K, C/groups, FH, FW]`.
+    ///
+    /// ```
+    /// use candle_core::{DType, Device, Tensor};
+    /// use receptive::{Conv2dParams, candle::Conv2d};
+    /// let w = Tensor::zeros((10, 3, 5, 5), DType::F32, &Device::Cpu)?;
+    /// let conv = Conv2d::new(w, None, Conv2dParams::new(3, 10, [5, 5]))?;
+    /// assert_eq!(conv.weight().dims(), [10, 3, 5, 5]);
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
     pub fn weight(&self) -> &Tensor {
         &self.weight
     }
     /// The bias, `[K]`.
+    ///
+    /// ```
+    /// use candle_core::{DType, Device, Tensor};
+    /// use receptive::{Conv2dParams, candle::Conv2d};
+    /// let w = Tensor::zeros((10, 3, 5, 5), DType::F32, &Device::Cpu)?;
+    /// let b = Tensor::zeros(10, DType::F32, &Device::Cpu)?;
+    /// let conv = Conv2d::new(w, Some(b), Conv2dParams::new(3, 10, [5, 5]))?;
+    /// assert_eq!(conv.bias().map(|b| b.dims()), Some(&[10][..]));
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
     pub fn bias(&self) -> Option<&Tensor> {
         self.bias.as_ref()
     }
     /// The geometry.
+    ///
+    /// ```
+    /// use candle_core::{DType, Device, Tensor};
+    /// use receptive::{Conv2dParams, candle::Conv2d};
+    /// let w = Tensor::zeros((10, 3, 5, 5), DType::F32, &Device::Cpu)?;
+    /// let conv = Conv2d::new(w, None, Conv2dParams::new(3, 10, [5, 5]).padding(2))?;
+    /// assert_eq!(conv.params().weight_shape(), [10, 3, 5, 5]);
+    /// assert_eq!(conv.params().padding.top, 2);
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
     pub fn params(&self) -> &Conv2dParams {
         &self.params
     }

@@ -76,6 +76,13 @@ enum Weights {
 impl Conv2dBackwardDataPlan {
     /// Validates the parameters and the weights `[K, C/groups, FH, FW]` and
     /// packs the transposed weights of each group.
+    ///
+    /// ```
+    /// use receptive::{Conv2dBackwardDataPlan, Conv2dParams};
+    /// let p = Conv2dParams::new(3, 8, [3, 3]);
+    /// assert!(Conv2dBackwardDataPlan::new(&p, &[0.0; 8 * 3 * 9]).is_ok());
+    /// assert!(Conv2dBackwardDataPlan::new(&p, &[0.0; 8 * 3 * 4]).is_err()); // weights of 2x2 filters
+    /// ```
     pub fn new(params: &Conv2dParams, w: &[f32]) -> Result<Self> {
         params.validate()?;
         check_len("weights", w.len(), &params.weight_shape())?;
@@ -107,12 +114,29 @@ impl Conv2dBackwardDataPlan {
     }
 
     /// The parameters the plan was built for.
+    ///
+    /// ```
+    /// use receptive::{Conv2dBackwardDataPlan, Conv2dParams};
+    /// let plan = Conv2dBackwardDataPlan::new(&Conv2dParams::new(3, 8, [3, 3]), &[0.0; 216])?;
+    /// assert_eq!(plan.params().weight_shape(), [8, 3, 3, 3]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub fn params(&self) -> &Conv2dParams {
         &self.params
     }
 
     /// Writes the input gradient for the output gradient `dy` (the forward
     /// output's shape for an input of `x_shape`) into `dx` (`x_shape`).
+    ///
+    /// ```
+    /// use receptive::{Conv2dBackwardDataPlan, Conv2dParams};
+    /// // A 1x1 filter of 3 with stride 2 reads every other input; only those get a gradient.
+    /// let plan = Conv2dBackwardDataPlan::new(&Conv2dParams::new(1, 1, [1, 1]).stride(2), &[3.0])?;
+    /// let mut dx = vec![9.0; 9]; // overwritten
+    /// plan.run(&[1.0, 2.0, 3.0, 4.0], [1, 1, 2, 2], [1, 1, 3, 3], &mut dx)?;
+    /// assert_eq!(dx, [3.0, 0.0, 6.0, 0.0, 0.0, 0.0, 9.0, 0.0, 12.0]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub fn run(&self, dy: &[f32], dy_shape: [usize; 4], x_shape: [usize; 4], dx: &mut [f32]) -> Result<()> {
         check_dy_shape(&self.params, x_shape, dy_shape)?;
         check_len("output gradient", dy.len(), &dy_shape)?;

@@ -43,6 +43,14 @@ pub struct ConvTranspose2dParams {
 impl ConvTranspose2dParams {
     /// `in_channels` to `out_channels` with `[FH, FW]` filters, stride 1, no
     /// padding, no dilation, no output padding, one group.
+    ///
+    /// ```
+    /// use receptive::ConvTranspose2dParams;
+    /// // 3x3 filters, stride 1: 5x5 grows to 7x7, undoing a conv's 7x7 -> 5x5.
+    /// let tp = ConvTranspose2dParams::new(8, 4, [3, 3]);
+    /// assert_eq!(tp.output_shape([1, 8, 5, 5])?, [1, 4, 7, 7]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub const fn new(in_channels: usize, out_channels: usize, kernel: [usize; 2]) -> Self {
         ConvTranspose2dParams {
             in_channels,
@@ -56,44 +64,119 @@ impl ConvTranspose2dParams {
         }
     }
     /// The same stride on both axes.
+    ///
+    /// ```
+    /// // Stride 2 with a 2x2 filter doubles the size: each input becomes a 2x2 block.
+    /// let tp = receptive::ConvTranspose2dParams::new(1, 1, [2, 2]).stride(2);
+    /// assert_eq!(tp.output_shape([1, 1, 4, 4])?, [1, 1, 8, 8]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub const fn stride(self, s: usize) -> Self {
         ConvTranspose2dParams { stride: [s, s], ..self }
     }
     /// Stride per axis `[rows, columns]`.
+    ///
+    /// ```
+    /// // Double the rows only.
+    /// let tp = receptive::ConvTranspose2dParams::new(1, 1, [2, 2]).stride_hw([2, 1]);
+    /// assert_eq!(tp.output_shape([1, 1, 4, 4])?, [1, 1, 8, 5]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub const fn stride_hw(self, s: [usize; 2]) -> Self {
         ConvTranspose2dParams { stride: s, ..self }
     }
     /// The same padding on all sides.
+    ///
+    /// ```
+    /// // Padding removes rows and columns from the output: 3x3, stride 1, pad 1 keeps the size.
+    /// let tp = receptive::ConvTranspose2dParams::new(1, 1, [3, 3]).padding(1);
+    /// assert_eq!(tp.output_shape([1, 1, 5, 5])?, [1, 1, 5, 5]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub const fn padding(self, p: usize) -> Self {
         ConvTranspose2dParams { padding: Padding::uniform(p), ..self }
     }
     /// Any padding, asymmetric included.
+    ///
+    /// ```
+    /// use receptive::{ConvTranspose2dParams, Padding};
+    /// // Drop only the first row and column of the full 7x7 output.
+    /// let tp = ConvTranspose2dParams::new(1, 1, [3, 3]).padding_with(Padding::new(1, 0, 1, 0));
+    /// assert_eq!(tp.output_shape([1, 1, 5, 5])?, [1, 1, 6, 6]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub const fn padding_with(self, p: Padding) -> Self {
         ConvTranspose2dParams { padding: p, ..self }
     }
     /// The same dilation on both axes.
+    ///
+    /// ```
+    /// // A 3x3 filter with dilation 2 spans 5x5: a 3x3 input grows to 2 + 4 + 1 = 7.
+    /// let tp = receptive::ConvTranspose2dParams::new(1, 1, [3, 3]).dilation(2);
+    /// assert_eq!(tp.output_shape([1, 1, 3, 3])?, [1, 1, 7, 7]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub const fn dilation(self, d: usize) -> Self {
         ConvTranspose2dParams { dilation: [d, d], ..self }
     }
     /// Dilation per axis `[rows, columns]`.
+    ///
+    /// ```
+    /// // Dilation 2 across the columns only.
+    /// let tp = receptive::ConvTranspose2dParams::new(1, 1, [3, 3]).dilation_hw([1, 2]);
+    /// assert_eq!(tp.output_shape([1, 1, 3, 3])?, [1, 1, 5, 7]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub const fn dilation_hw(self, d: [usize; 2]) -> Self {
         ConvTranspose2dParams { dilation: d, ..self }
     }
     /// The same output padding on both axes.
+    ///
+    /// ```
+    /// // A stride-2 3x3 conv with padding 1 maps both 7 and 8 to 4; output padding picks 8.
+    /// let tp = receptive::ConvTranspose2dParams::new(1, 1, [3, 3]).stride(2).padding(1);
+    /// assert_eq!(tp.output_shape([1, 1, 4, 4])?, [1, 1, 7, 7]);
+    /// assert_eq!(tp.output_padding(1).output_shape([1, 1, 4, 4])?, [1, 1, 8, 8]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub const fn output_padding(self, p: usize) -> Self {
         ConvTranspose2dParams { output_padding: [p, p], ..self }
     }
     /// Output padding per axis `[rows, columns]`.
+    ///
+    /// ```
+    /// // One extra row, no extra column.
+    /// let tp = receptive::ConvTranspose2dParams::new(1, 1, [3, 3]).stride(2).padding(1).output_padding_hw([1, 0]);
+    /// assert_eq!(tp.output_shape([1, 1, 4, 4])?, [1, 1, 8, 7]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub const fn output_padding_hw(self, p: [usize; 2]) -> Self {
         ConvTranspose2dParams { output_padding: p, ..self }
     }
     /// Number of groups.
+    ///
+    /// ```
+    /// // Two groups: each input channel feeds only its group's 4 / 2 = 2 output channels.
+    /// let tp = receptive::ConvTranspose2dParams::new(8, 4, [3, 3]).groups(2);
+    /// assert_eq!(tp.weight_shape(), [8, 2, 3, 3]);
+    /// ```
     pub const fn groups(self, g: usize) -> Self {
         ConvTranspose2dParams { groups: g, ..self }
     }
 
     /// The convolution whose input gradient this transposed convolution
     /// computes: `C_out` in, `C_in` out, the same window.
+    ///
+    /// ```
+    /// use receptive::ConvTranspose2dParams;
+    /// let tp = ConvTranspose2dParams::new(64, 32, [3, 3]).stride(2).padding(1);
+    /// let conv = tp.as_conv();
+    /// assert_eq!((conv.in_channels, conv.out_channels), (32, 64));
+    /// // The conv takes the transposed output's shape back to the transposed input's.
+    /// assert_eq!(tp.output_shape([1, 64, 28, 28])?, [1, 32, 55, 55]);
+    /// assert_eq!(conv.output_shape([1, 32, 55, 55])?, [1, 64, 28, 28]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub fn as_conv(&self) -> Conv2dParams {
         Conv2dParams {
             in_channels: self.out_channels,
@@ -108,6 +191,13 @@ impl ConvTranspose2dParams {
     }
 
     /// Checks everything that does not depend on the input size.
+    ///
+    /// ```
+    /// // Output padding must be smaller than the stride (or the dilation).
+    /// let tp = receptive::ConvTranspose2dParams::new(1, 1, [3, 3]).stride(2);
+    /// assert!(tp.output_padding(1).validate().is_ok());
+    /// assert!(tp.output_padding(2).validate().is_err());
+    /// ```
     pub fn validate(&self) -> Result<()> {
         // Channel rules under this type's own names; the conv it transposes
         // has them swapped.
@@ -141,11 +231,26 @@ impl ConvTranspose2dParams {
     }
 
     /// Weight shape `[C_in, C_out/groups, FH, FW]`.
+    ///
+    /// ```
+    /// // [C_in, C_out/groups, FH, FW]: the weights of the conv it transposes, as PyTorch stores them.
+    /// let tp = receptive::ConvTranspose2dParams::new(64, 32, [3, 3]);
+    /// assert_eq!(tp.weight_shape(), [64, 32, 3, 3]);
+    /// assert_eq!(tp.as_conv().weight_shape(), tp.weight_shape());
+    /// ```
     pub fn weight_shape(&self) -> [usize; 4] {
         self.as_conv().weight_shape()
     }
 
     /// Output shape `[N, C_out, OH, OW]` for an input `[N, C_in, H, W]`.
+    ///
+    /// ```
+    /// // (H-1)*stride - padding + dilation*(F-1) + output_padding + 1 = 3*2 + 3 + 1 = 10.
+    /// let tp = receptive::ConvTranspose2dParams::new(16, 8, [4, 4]).stride(2);
+    /// assert_eq!(tp.output_shape([2, 16, 4, 4])?, [2, 8, 10, 10]);
+    /// assert!(tp.output_shape([2, 15, 4, 4]).is_err()); // 15 input channels, the params say 16
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub fn output_shape(&self, input: [usize; 4]) -> Result<[usize; 4]> {
         self.validate()?;
         let [n, c, h, w] = input;
@@ -187,6 +292,14 @@ impl ConvTranspose2dParams {
 
     /// Floating-point operations, `2*N*C_in*H*W*(C_out/groups)*FH*FW`: those
     /// of the convolution it transposes.
+    ///
+    /// ```
+    /// // The same work as the convolution it transposes, run on the output's shape.
+    /// let tp = receptive::ConvTranspose2dParams::new(16, 8, [4, 4]).stride(2);
+    /// assert_eq!(tp.flops([1, 16, 4, 4])?, 2 * (16 * 4 * 4) * (8 * 4 * 4));
+    /// assert_eq!(tp.flops([1, 16, 4, 4])?, tp.as_conv().flops([1, 8, 10, 10])?);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub fn flops(&self, input: [usize; 4]) -> Result<u64> {
         self.output_shape(input)?;
         let [n, _, h, w] = input;
@@ -220,6 +333,13 @@ pub struct ConvTranspose2dPlan {
 impl ConvTranspose2dPlan {
     /// Validates the parameters, the weights `[C_in, C_out/groups, FH, FW]`
     /// and the bias (`C_out` values), and packs the weights.
+    ///
+    /// ```
+    /// use receptive::{ConvTranspose2dParams, ConvTranspose2dPlan};
+    /// let tp = ConvTranspose2dParams::new(4, 2, [3, 3]);
+    /// assert!(ConvTranspose2dPlan::new(&tp, &[0.0; 4 * 2 * 9], Some(&[0.0; 2])).is_ok());
+    /// assert!(ConvTranspose2dPlan::new(&tp, &[0.0; 4 * 2 * 9], Some(&[0.0; 4])).is_err()); // C_out = 2 biases
+    /// ```
     pub fn new(params: &ConvTranspose2dParams, w: &[f32], bias: Option<&[f32]>) -> Result<Self> {
         params.validate()?;
         if let Some(b) = bias {
@@ -230,12 +350,30 @@ impl ConvTranspose2dPlan {
     }
 
     /// The parameters the plan was built for.
+    ///
+    /// ```
+    /// use receptive::{ConvTranspose2dParams, ConvTranspose2dPlan};
+    /// let plan = ConvTranspose2dPlan::new(&ConvTranspose2dParams::new(4, 2, [3, 3]), &[0.0; 72], None)?;
+    /// assert_eq!(plan.params().output_shape([1, 4, 5, 5])?, [1, 2, 7, 7]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub fn params(&self) -> &ConvTranspose2dParams {
         &self.params
     }
 
     /// Writes the transposed convolution of `x` (shape `x_shape`) into `y`,
     /// which must hold the output shape's element count.
+    ///
+    /// ```
+    /// use receptive::{ConvTranspose2dParams, ConvTranspose2dPlan};
+    /// // A single input value stamps the whole filter, scaled, onto the output.
+    /// let w: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+    /// let plan = ConvTranspose2dPlan::new(&ConvTranspose2dParams::new(1, 1, [3, 3]), &w, None)?;
+    /// let mut y = vec![0.0; 9];
+    /// plan.run(&[2.0], [1, 1, 1, 1], &mut y)?;
+    /// assert_eq!(y, w.iter().map(|v| 2.0 * v).collect::<Vec<_>>());
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub fn run(&self, x: &[f32], x_shape: [usize; 4], y: &mut [f32]) -> Result<()> {
         let [_, _, oh, ow] = self.params.output_shape(x_shape)?;
         check_len("input", x.len(), &x_shape)?;

@@ -4,6 +4,17 @@ use std::fmt;
 
 /// Everything that can be wrong with a call. Each message names the
 /// offending value and the rule it breaks.
+///
+/// ```
+/// use receptive::{Conv2dParams, Error};
+/// // The seed's "doesn't fit": a 3x3 filter, stride 3, on a 7x7 input.
+/// let err = Conv2dParams::new(1, 1, [3, 3]).stride(3).strict(true).output_shape([1, 1, 7, 7]).unwrap_err();
+/// assert!(matches!(err, Error::DoesNotFit { axis: "rows", input: 7, span: 3, stride: 3, .. }));
+/// assert_eq!(
+///     err.to_string(),
+///     "a filter spanning 3 rows does not fit an input of 7 rows with stride 3: (7 - 3)/3 + 1 = 2.33 is not a whole number"
+/// );
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
@@ -128,6 +139,16 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// `Result` with the library's [`Error`].
+///
+/// ```
+/// fn output_side(n: usize) -> receptive::Result<usize> {
+///     let [_, _, h, _] = receptive::Conv2dParams::new(1, 1, [3, 3]).output_shape([1, 1, n, n])?;
+///     Ok(h)
+/// }
+/// assert_eq!(output_side(7)?, 5);
+/// assert!(output_side(2).is_err()); // a 3x3 filter needs at least 3x3
+/// # Ok::<(), receptive::Error>(())
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Multiplies sizes, reporting overflow in terms of `what`.

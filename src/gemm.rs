@@ -35,6 +35,13 @@ pub(crate) fn active_gemm() -> &'static Gemm {
 }
 
 /// Which microkernel [`sgemm`] runs and the block sizes that feed it.
+///
+/// ```
+/// let k = receptive::sgemm_kernel_info();
+/// // The microkernel tile fits the packed blocks it walks over.
+/// assert!(k.mr > 0 && k.nr > 0 && k.mc % k.mr == 0 && k.nc % k.nr == 0 && k.kc > 0);
+/// println!("{}: {}x{} tiles, blocks {}x{}x{}", k.name, k.mr, k.nr, k.mc, k.kc, k.nc);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KernelInfo {
     /// Name carrying tile and ISA, e.g. `sgemm_6x64_avx512`.

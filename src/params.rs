@@ -4,6 +4,14 @@
 use crate::error::{Error, Result, checked_product};
 
 /// Zero padding on each side of a plane.
+///
+/// ```
+/// use receptive::{Conv2dParams, Padding};
+/// // PyTorch's padding="same" for an even 4x4 filter: 1 before, 2 after.
+/// let p = Conv2dParams::new(1, 1, [4, 4]).padding_with(Padding::new(1, 2, 1, 2));
+/// assert_eq!(p.output_shape([1, 1, 8, 8])?, [1, 1, 8, 8]);
+/// # Ok::<(), receptive::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Padding {
     /// Rows added above.
@@ -26,10 +34,26 @@ impl Padding {
         Padding { top: p, bottom: p, left: p, right: p }
     }
     /// `ph` above and below, `pw` left and right.
+    ///
+    /// ```
+    /// use receptive::{Conv2dParams, Padding};
+    /// // A 3x5 filter keeps a 7x7 size with (F-1)/2 per axis: 1 row, 2 columns.
+    /// let p = Conv2dParams::new(1, 1, [3, 5]).padding_with(Padding::symmetric(1, 2));
+    /// assert_eq!(p.output_shape([1, 1, 7, 7])?, [1, 1, 7, 7]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub const fn symmetric(ph: usize, pw: usize) -> Padding {
         Padding { top: ph, bottom: ph, left: pw, right: pw }
     }
     /// Each side given: top, bottom, left, right.
+    ///
+    /// ```
+    /// use receptive::{Conv2dParams, Padding};
+    /// // TensorFlow's "SAME" for a stride-2 3x3 filter on an even input pads only below and right.
+    /// let p = Conv2dParams::new(1, 1, [3, 3]).stride(2).padding_with(Padding::new(0, 1, 0, 1));
+    /// assert_eq!(p.output_shape([1, 1, 8, 8])?, [1, 1, 4, 4]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub const fn new(top: usize, bottom: usize, left: usize, right: usize) -> Padding {
         Padding { top, bottom, left, right }
     }
@@ -220,6 +244,15 @@ pub struct Conv2dParams {
 impl Conv2dParams {
     /// `in_channels` to `out_channels` with `[FH, FW]` filters, stride 1, no
     /// padding, no dilation, one group.
+    ///
+    /// ```
+    /// use receptive::Conv2dParams;
+    /// // Six 5x5 filters on a 32x32x3 image: each spans the full depth (5x5x3).
+    /// let p = Conv2dParams::new(3, 6, [5, 5]);
+    /// assert_eq!(p.weight_shape(), [6, 3, 5, 5]);
+    /// assert_eq!(p.output_shape([1, 3, 32, 32])?, [1, 6, 28, 28]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub const fn new(in_channels: usize, out_channels: usize, kernel: [usize; 2]) -> Conv2dParams {
         Conv2dParams {
             in_channels,
@@ -233,39 +266,108 @@ impl Conv2dParams {
         }
     }
     /// The same stride on both axes.
+    ///
+    /// ```
+    /// // A 3x3 filter on a 7x7 input: stride 1 gives 5x5, stride 2 gives 3x3.
+    /// let p = receptive::Conv2dParams::new(1, 1, [3, 3]);
+    /// assert_eq!(p.stride(1).output_shape([1, 1, 7, 7])?, [1, 1, 5, 5]);
+    /// assert_eq!(p.stride(2).output_shape([1, 1, 7, 7])?, [1, 1, 3, 3]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub const fn stride(self, s: usize) -> Self {
         Conv2dParams { stride: [s, s], ..self }
     }
     /// Stride per axis `[rows, columns]`.
+    ///
+    /// ```
+    /// // Stride 1 down the rows, 2 across the columns.
+    /// let p = receptive::Conv2dParams::new(1, 1, [3, 3]).stride_hw([1, 2]);
+    /// assert_eq!(p.output_shape([1, 1, 7, 7])?, [1, 1, 5, 3]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub const fn stride_hw(self, s: [usize; 2]) -> Self {
         Conv2dParams { stride: s, ..self }
     }
     /// The same padding on all sides.
+    ///
+    /// ```
+    /// // Padding (F-1)/2 with stride 1 keeps the size: F=3 -> P=1, F=5 -> P=2, F=7 -> P=3.
+    /// for f in [3, 5, 7] {
+    ///     let p = receptive::Conv2dParams::new(3, 8, [f, f]).padding((f - 1) / 2);
+    ///     assert_eq!(p.output_shape([1, 3, 32, 32])?, [1, 8, 32, 32]);
+    /// }
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub const fn padding(self, p: usize) -> Self {
         Conv2dParams { padding: Padding::uniform(p), ..self }
     }
     /// Any padding, asymmetric included.
+    ///
+    /// ```
+    /// use receptive::{Conv2dParams, Padding};
+    /// // A causal 1x3 filter: 2 columns of padding on the left only keep the length.
+    /// let p = Conv2dParams::new(1, 1, [1, 3]).padding_with(Padding::new(0, 0, 2, 0));
+    /// assert_eq!(p.output_shape([1, 1, 1, 10])?, [1, 1, 1, 10]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub const fn padding_with(self, p: Padding) -> Self {
         Conv2dParams { padding: p, ..self }
     }
     /// The same dilation on both axes.
+    ///
+    /// ```
+    /// // Dilation 2 spreads a 3x3 filter over 5x5: a 7x7 input gives 3x3.
+    /// let p = receptive::Conv2dParams::new(1, 1, [3, 3]).dilation(2);
+    /// assert_eq!(p.output_shape([1, 1, 7, 7])?, [1, 1, 3, 3]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub const fn dilation(self, d: usize) -> Self {
         Conv2dParams { dilation: [d, d], ..self }
     }
     /// Dilation per axis `[rows, columns]`.
+    ///
+    /// ```
+    /// // Dilation 2 across the columns only: the filter spans 3 rows and 5 columns.
+    /// let p = receptive::Conv2dParams::new(1, 1, [3, 3]).dilation_hw([1, 2]);
+    /// assert_eq!(p.output_shape([1, 1, 7, 7])?, [1, 1, 5, 3]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub const fn dilation_hw(self, d: [usize; 2]) -> Self {
         Conv2dParams { dilation: d, ..self }
     }
     /// Number of groups.
+    ///
+    /// ```
+    /// use receptive::Conv2dParams;
+    /// // Depthwise: 32 groups, one 3x3 filter per channel.
+    /// assert_eq!(Conv2dParams::new(32, 32, [3, 3]).groups(32).weight_shape(), [32, 1, 3, 3]);
+    /// assert!(Conv2dParams::new(32, 30, [3, 3]).groups(4).validate().is_err()); // 30 is not divisible by 4
+    /// ```
     pub const fn groups(self, g: usize) -> Self {
         Conv2dParams { groups: g, ..self }
     }
     /// Turns the strict fit rule on or off.
+    ///
+    /// ```
+    /// use receptive::{Conv2dParams, Error};
+    /// // Stride 3 on a 7x7 input with a 3x3 filter: (7 - 3)/3 + 1 = 2.33 "doesn't fit".
+    /// let p = Conv2dParams::new(1, 1, [3, 3]).stride(3);
+    /// assert_eq!(p.output_shape([1, 1, 7, 7])?, [1, 1, 2, 2]); // floored, as PyTorch does
+    /// assert!(matches!(p.strict(true).output_shape([1, 1, 7, 7]), Err(Error::DoesNotFit { .. })));
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub const fn strict(self, on: bool) -> Self {
         Conv2dParams { strict: on, ..self }
     }
 
     /// Checks everything that does not depend on the input size.
+    ///
+    /// ```
+    /// use receptive::Conv2dParams;
+    /// assert!(Conv2dParams::new(3, 8, [3, 3]).validate().is_ok());
+    /// let err = Conv2dParams::new(3, 8, [3, 3]).stride(0).validate().unwrap_err();
+    /// assert_eq!(err.to_string(), "stride (rows) = 0 must be at least 1");
+    /// ```
     pub fn validate(&self) -> Result<()> {
         check_nonzero("in_channels", self.in_channels)?;
         check_nonzero("out_channels", self.out_channels)?;
@@ -285,17 +387,32 @@ impl Conv2dParams {
     }
 
     /// Weight shape `[K, C/groups, FH, FW]`.
+    ///
+    /// ```
+    /// // [K, C/groups, FH, FW]: ten 5x5 filters over 3 channels.
+    /// assert_eq!(receptive::Conv2dParams::new(3, 10, [5, 5]).weight_shape(), [10, 3, 5, 5]);
+    /// ```
     pub fn weight_shape(&self) -> [usize; 4] {
         [self.out_channels, self.in_channels / self.groups.max(1), self.kernel[0], self.kernel[1]]
     }
 
     /// Number of weights, `K * C/groups * FH * FW` (saturating on overflow;
     /// [`validate`](Self::validate) reports it).
+    ///
+    /// ```
+    /// // Ten 5x5x3 filters: 10 * 75 weights.
+    /// assert_eq!(receptive::Conv2dParams::new(3, 10, [5, 5]).weight_count(), 750);
+    /// ```
     pub fn weight_count(&self) -> usize {
         self.weight_shape().iter().fold(1usize, |a, &d| a.saturating_mul(d))
     }
 
     /// Learnable parameters: weights plus one bias per filter.
+    ///
+    /// ```
+    /// // Each 5x5x3 filter has 5*5*3 + 1 = 76 parameters (+1 for its bias): 760 for ten.
+    /// assert_eq!(receptive::Conv2dParams::new(3, 10, [5, 5]).param_count(), 760);
+    /// ```
     pub fn param_count(&self) -> usize {
         self.weight_count().saturating_add(self.out_channels)
     }
@@ -326,6 +443,14 @@ impl Conv2dParams {
     }
 
     /// Output shape `[N, K, OH, OW]` for an input `[N, C, H, W]`.
+    ///
+    /// ```
+    /// // Without padding volumes shrink fast: 32 -> 28 -> 24.
+    /// let p = receptive::Conv2dParams::new(6, 6, [5, 5]);
+    /// assert_eq!(p.output_shape([1, 6, 32, 32])?, [1, 6, 28, 28]);
+    /// assert_eq!(p.output_shape([1, 6, 28, 28])?, [1, 6, 24, 24]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub fn output_shape(&self, input: [usize; 4]) -> Result<[usize; 4]> {
         self.validate()?;
         let [n, c, h, w] = input;
@@ -343,6 +468,13 @@ impl Conv2dParams {
     }
 
     /// Floating-point operations of the forward pass, `2*N*K*OH*OW*(C/groups)*FH*FW`.
+    ///
+    /// ```
+    /// // 2 * K*OH*OW * C*FH*FW: a multiply and an add per weight per output.
+    /// let p = receptive::Conv2dParams::new(3, 10, [5, 5]).padding(2);
+    /// assert_eq!(p.flops([1, 3, 32, 32])?, 2 * (10 * 32 * 32) * (3 * 5 * 5));
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub fn flops(&self, input: [usize; 4]) -> Result<u64> {
         let [n, k, oh, ow] = self.output_shape(input)?;
         let [_, cg, fh, fw] = self.weight_shape();
@@ -354,6 +486,12 @@ impl Conv2dParams {
 }
 
 /// Which reduction a pooling window computes.
+///
+/// ```
+/// use receptive::{Pool2dParams, PoolKind};
+/// assert_eq!(Pool2dParams::max([2, 2]).kind, PoolKind::Max);
+/// assert_eq!(Pool2dParams::avg([2, 2]).kind, PoolKind::Avg);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PoolKind {
     /// Maximum (NaN wins, first index on ties).
@@ -404,46 +542,132 @@ impl Pool2dParams {
         }
     }
     /// Max pooling with a `[rows, columns]` window, stride = window.
+    ///
+    /// ```
+    /// // 2x2 max pooling (stride = window) halves each map and keeps the depth.
+    /// let q = receptive::Pool2dParams::max([2, 2]);
+    /// assert_eq!(q.output_shape([1, 64, 224, 224])?, [1, 64, 112, 112]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub fn max(kernel: [usize; 2]) -> Self {
         Self::with_kind(PoolKind::Max, kernel)
     }
     /// Average pooling with a `[rows, columns]` window, stride = window.
+    ///
+    /// ```
+    /// let q = receptive::Pool2dParams::avg([2, 2]);
+    /// assert_eq!(receptive::avg_pool2d(&[1.0, 2.0, 3.0, 4.0], [1, 1, 2, 2], &q)?, [2.5]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub fn avg(kernel: [usize; 2]) -> Self {
         Self::with_kind(PoolKind::Avg, kernel)
     }
     /// The same stride on both axes.
+    ///
+    /// ```
+    /// // Overlapping pooling (AlexNet): 3x3 windows with stride 2, 55 -> 27.
+    /// let q = receptive::Pool2dParams::max([3, 3]).stride(2);
+    /// assert_eq!(q.output_shape([1, 96, 55, 55])?, [1, 96, 27, 27]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub fn stride(self, s: usize) -> Self {
         Pool2dParams { stride: [s, s], ..self }
     }
     /// Stride per axis.
+    ///
+    /// ```
+    /// // Halve the rows only: 2x2 windows moving 2 down, 1 across.
+    /// let q = receptive::Pool2dParams::max([2, 2]).stride_hw([2, 1]);
+    /// assert_eq!(q.output_shape([1, 1, 8, 8])?, [1, 1, 4, 7]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub fn stride_hw(self, s: [usize; 2]) -> Self {
         Pool2dParams { stride: s, ..self }
     }
     /// The same padding on all sides.
+    ///
+    /// ```
+    /// // PyTorch's rule: padding is at most half the window, so a 3x3 window allows 1, not 2.
+    /// let q = receptive::Pool2dParams::max([3, 3]).stride(2);
+    /// assert_eq!(q.padding(1).output_shape([1, 1, 8, 8])?, [1, 1, 4, 4]);
+    /// assert!(q.padding(2).output_shape([1, 1, 8, 8]).is_err());
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub fn padding(self, p: usize) -> Self {
         Pool2dParams { padding: Padding::uniform(p), ..self }
     }
     /// Any padding, asymmetric included.
+    ///
+    /// ```
+    /// use receptive::{Padding, Pool2dParams};
+    /// // Pad below and right so 2x2 windows cover the odd last row and column.
+    /// let q = Pool2dParams::max([2, 2]).padding_with(Padding::new(0, 1, 0, 1));
+    /// assert_eq!(q.output_shape([1, 1, 5, 5])?, [1, 1, 3, 3]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub fn padding_with(self, p: Padding) -> Self {
         Pool2dParams { padding: p, ..self }
     }
     /// The same dilation on both axes (max pooling).
+    ///
+    /// ```
+    /// use receptive::Pool2dParams;
+    /// // A 2x2 window with dilation 2 takes every other element over a 3x3 span.
+    /// assert_eq!(Pool2dParams::max([2, 2]).stride(1).dilation(2).output_shape([1, 1, 5, 5])?, [1, 1, 3, 3]);
+    /// assert!(Pool2dParams::avg([2, 2]).dilation(2).validate().is_err()); // avg_pool2d has no dilation
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub fn dilation(self, d: usize) -> Self {
         Pool2dParams { dilation: [d, d], ..self }
     }
     /// Dilation per axis (max pooling).
+    ///
+    /// ```
+    /// // Dilation 2 across the columns only: each window spans 2 rows and 3 columns.
+    /// let q = receptive::Pool2dParams::max([2, 2]).stride(1).dilation_hw([1, 2]);
+    /// assert_eq!(q.output_shape([1, 1, 5, 5])?, [1, 1, 4, 3]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub fn dilation_hw(self, d: [usize; 2]) -> Self {
         Pool2dParams { dilation: d, ..self }
     }
     /// Ceil mode on or off.
+    ///
+    /// ```
+    /// use receptive::Pool2dParams;
+    /// // 2x2 windows over 5 columns: floor drops the last column, ceil keeps a partial window.
+    /// assert_eq!(Pool2dParams::max([2, 2]).output_shape([1, 1, 5, 5])?, [1, 1, 2, 2]);
+    /// assert_eq!(Pool2dParams::max([2, 2]).ceil_mode(true).output_shape([1, 1, 5, 5])?, [1, 1, 3, 3]);
+    /// // PyTorch's trap: a window may not start past the input, so ceil gives 2 here, not 3.
+    /// assert_eq!(Pool2dParams::max([2, 2]).stride(3).ceil_mode(true).output_shape([1, 1, 6, 6])?, [1, 1, 2, 2]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub fn ceil_mode(self, on: bool) -> Self {
         Pool2dParams { ceil_mode: on, ..self }
     }
     /// Whether average pooling counts padding in the divisor.
+    ///
+    /// ```
+    /// use receptive::{avg_pool2d, Pool2dParams};
+    /// // Each window sees one input value and three padded zeros. PyTorch's default
+    /// // divides by 4 (the zeros count); turning it off divides by 1.
+    /// let q = Pool2dParams::avg([2, 2]).padding(1);
+    /// let x = [4.0, 8.0, 12.0, 16.0];
+    /// assert_eq!(avg_pool2d(&x, [1, 1, 2, 2], &q)?, [1.0, 2.0, 3.0, 4.0]);
+    /// assert_eq!(avg_pool2d(&x, [1, 1, 2, 2], &q.count_include_pad(false))?, x);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub fn count_include_pad(self, on: bool) -> Self {
         Pool2dParams { count_include_pad: on, ..self }
     }
     /// Average pooling divides by `d` instead.
+    ///
+    /// ```
+    /// // Divisor 1 turns average pooling into sum pooling.
+    /// let q = receptive::Pool2dParams::avg([2, 2]).divisor_override(Some(1));
+    /// assert_eq!(receptive::avg_pool2d(&[1.0, 2.0, 3.0, 4.0], [1, 1, 2, 2], &q)?, [10.0]);
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub fn divisor_override(self, d: Option<usize>) -> Self {
         Pool2dParams { divisor_override: d, ..self }
     }
@@ -473,6 +697,13 @@ impl Pool2dParams {
     }
 
     /// Checks the options that do not depend on the input size.
+    ///
+    /// ```
+    /// use receptive::Pool2dParams;
+    /// assert!(Pool2dParams::avg([2, 2]).validate().is_ok());
+    /// let err = Pool2dParams::max([2, 2]).divisor_override(Some(4)).validate().unwrap_err();
+    /// assert_eq!(err.to_string(), "divisor_override = 4 only applies to average pooling");
+    /// ```
     pub fn validate(&self) -> Result<()> {
         if self.kind == PoolKind::Avg && self.dilation != [1, 1] {
             return Err(Error::invalid(
@@ -495,6 +726,14 @@ impl Pool2dParams {
     }
 
     /// Output shape `[N, C, OH, OW]` for an input `[N, C, H, W]`.
+    ///
+    /// ```
+    /// // 2x2 windows on a 7x7 map: the floor drops the 7th row and column.
+    /// let q = receptive::Pool2dParams::max([2, 2]);
+    /// assert_eq!(q.output_shape([8, 16, 7, 7])?, [8, 16, 3, 3]);
+    /// assert!(q.output_shape([1, 16, 1, 1]).is_err()); // the window is larger than the input
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
     pub fn output_shape(&self, input: [usize; 4]) -> Result<[usize; 4]> {
         self.validate()?;
         let [n, c, h, w] = input;

@@ -118,6 +118,14 @@ pub fn max_pool2d_with_indices(x: &[f32], x_shape: [usize; 4], q: &Pool2dParams)
 }
 
 /// Max pooling values (see [`max_pool2d_with_indices`]).
+///
+/// ```
+/// use receptive::{reference, Pool2dParams};
+/// // Each 2x2 window of a 4x4 plane keeps its largest value.
+/// let x: Vec<f32> = (0..16).map(|v| v as f32).collect();
+/// assert_eq!(reference::max_pool2d(&x, [1, 1, 4, 4], &Pool2dParams::max([2, 2]))?, [5.0, 7.0, 13.0, 15.0]);
+/// # Ok::<(), receptive::Error>(())
+/// ```
 pub fn max_pool2d(x: &[f32], x_shape: [usize; 4], q: &Pool2dParams) -> Result<Vec<f32>> {
     max_pool2d_with_indices(x, x_shape, q).map(|(y, _)| y)
 }
@@ -175,17 +183,42 @@ pub fn avg_pool2d(x: &[f32], x_shape: [usize; 4], q: &Pool2dParams) -> Result<Ve
 }
 
 /// Mean of each whole plane: output `[N, C, 1, 1]`.
+///
+/// ```
+/// // Two 2x2 planes, one mean each.
+/// let y = receptive::reference::global_avg_pool2d(&[1.0, 2.0, 3.0, 4.0, 0.0, 0.0, 0.0, 8.0], [1, 2, 2, 2])?;
+/// assert_eq!(y, [2.5, 2.0]);
+/// # Ok::<(), receptive::Error>(())
+/// ```
 pub fn global_avg_pool2d(x: &[f32], x_shape: [usize; 4]) -> Result<Vec<f32>> {
     avg_pool2d(x, x_shape, &Pool2dParams::avg([x_shape[2], x_shape[3]]))
 }
 
 /// Maximum of each whole plane (NaN wins): output `[N, C, 1, 1]`.
+///
+/// ```
+/// // Two 2x2 planes, one maximum each; NaN wins.
+/// let y = receptive::reference::global_max_pool2d(&[1.0, 4.0, 3.0, 2.0, 0.0, f32::NAN, 5.0, 8.0], [1, 2, 2, 2])?;
+/// assert!(y[0] == 4.0 && y[1].is_nan());
+/// # Ok::<(), receptive::Error>(())
+/// ```
 pub fn global_max_pool2d(x: &[f32], x_shape: [usize; 4]) -> Result<Vec<f32>> {
     max_pool2d(x, x_shape, &Pool2dParams::max([x_shape[2], x_shape[3]]))
 }
 
 /// `C = act(alpha * A * B + beta * C + bias)` as a triple loop (`beta == 0`
 /// ignores the old C).
+///
+/// ```
+/// use receptive::{reference, Activation, Bias, MatMut, MatRef};
+/// // [1 2; 3 4] times the identity, plus 1 per column, then C keeps half its old value.
+/// let (a, id) = ([1.0, 2.0, 3.0, 4.0], [1.0, 0.0, 0.0, 1.0]);
+/// let mut c = [2.0; 4];
+/// reference::sgemm(1.0, MatRef::new(&a, 2, 2, 2, 1)?, MatRef::new(&id, 2, 2, 2, 1)?, 0.5,
+///                  MatMut::new(&mut c, 2, 2, 2, 1)?, Bias::PerCol(&[1.0, 1.0]), Activation::None)?;
+/// assert_eq!(c, [3.0, 4.0, 5.0, 6.0]);
+/// # Ok::<(), receptive::Error>(())
+/// ```
 pub fn sgemm(
     alpha: f32,
     a: MatRef<'_>,
