@@ -15,17 +15,47 @@ fn scratch(test: &str) -> PathBuf {
     dir
 }
 
+/// Whether child processes of this architecture cannot be exec'd directly:
+/// the aarch64 tests run under qemu-user without binfmt, where the binary
+/// is started through qemu-aarch64 instead (and `--isa`, which re-runs the
+/// binary itself, is exercised with the cap already in the environment).
+fn emulated() -> bool {
+    static EMULATED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *EMULATED.get_or_init(|| {
+        // The kernel refuses this architecture's executables: ENOEXEC, or
+        // under qemu-user the child's exit status 127 with no output.
+        match Command::new(env!("CARGO_BIN_EXE_receptive")).arg("--help").output() {
+            Err(e) => e.raw_os_error() == Some(8),
+            Ok(o) => o.status.code() == Some(127) && o.stdout.is_empty(),
+        }
+    })
+}
+
+fn receptive() -> Command {
+    let bin = env!("CARGO_BIN_EXE_receptive");
+    if emulated() {
+        let mut c = Command::new("qemu-aarch64");
+        c.args(["-L", "/usr/aarch64-linux-gnu", bin]);
+        c
+    } else {
+        Command::new(bin)
+    }
+}
+
 fn bench(dir: &PathBuf, suite: &str, args: &[&str]) -> Output {
     let file = dir.join("cases.suite");
     std::fs::write(&file, suite).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_receptive"))
-        .arg("bench")
+    let mut cmd = receptive();
+    cmd.env_remove("RECEPTIVE_MAX_ISA");
+    if emulated() && args.contains(&"--isa") {
+        cmd.env("RECEPTIVE_MAX_ISA", args[args.iter().position(|a| *a == "--isa").unwrap() + 1]);
+    }
+    cmd.arg("bench")
         .arg("--suite")
         .arg(&file)
         .args(["--budget-ms", "5"])
         .args(args)
         .env("RECEPTIVE_BENCH_DIR", dir)
-        .env_remove("RECEPTIVE_MAX_ISA")
         .output()
         .unwrap()
 }
