@@ -175,7 +175,9 @@ fn measure(spec: &Spec, budget: Duration, no_check: bool) -> Result<Measured, St
 struct Machine {
     isa: Isa,
     threads: usize,
-    /// Bytes/s of a DRAM-sized copy; measured only when the suite has pooling.
+    /// Bytes/s of a DRAM-sized copy, for the header; measured only when the
+    /// suite has pooling. Each pooling case is compared with a copy of its
+    /// own size instead.
     copy_bandwidth: Option<f64>,
     /// FLOP/s of the FMA peak probe for this ISA, times the thread count;
     /// measured only when the suite has compute cases.
@@ -191,7 +193,10 @@ impl Machine {
             }
             Work::Bytes(b) => {
                 let rate = b as f64 / seconds;
-                ("GB/s", rate / 1e9, self.copy_bandwidth.map(|bw| rate / bw))
+                let same_size_copy = self
+                    .copy_bandwidth
+                    .map(|_| peak::copy_bandwidth(usize::try_from(b).unwrap_or(peak::DRAM_COPY_BYTES)));
+                ("GB/s", rate / 1e9, same_size_copy.map(|bw| rate / bw))
             }
         }
     }
@@ -204,7 +209,7 @@ fn run_suite(specs: &[Spec], opts: &Options, base: Option<&std::collections::BTr
     let machine = Machine {
         isa,
         threads,
-        copy_bandwidth: needs_copy.then(peak::copy_bandwidth),
+        copy_bandwidth: needs_copy.then(|| peak::copy_bandwidth(peak::DRAM_COPY_BYTES)),
         fma_peak: if needs_fma { receptive::peak_gflops(isa).map(|g| g * 1e9 * threads as f64) } else { None },
     };
     let budget = opts.budget.unwrap_or(Duration::from_millis(500));
@@ -216,7 +221,7 @@ fn run_suite(specs: &[Spec], opts: &Options, base: Option<&std::collections::BTr
         let bw = machine.copy_bandwidth.map_or(String::new(), |b| format!(", DRAM copy {:.1} GB/s", b / 1e9));
         let fma = machine.fma_peak.map_or(String::new(), |p| format!(", FMA peak {:.0} GFLOP/s", p / 1e9));
         println!(
-            "isa {}, {} threads{fma}{bw} (peak: compute vs the FMA peak, pooling vs the copy)",
+            "isa {}, {} threads{fma}{bw} (peak: compute vs the FMA peak, pooling vs a copy of the same bytes)",
             machine.isa, machine.threads
         );
         table.header();
