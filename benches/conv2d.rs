@@ -2,9 +2,11 @@
 //! FLOPs (`2*N*K*OH*OW*(C/groups)*FH*FW`, reported as elements), at 1 and 2
 //! threads on a local rayon pool.
 //!
-//! Baseline in the same run: the textbook lowering, a whole im2col matrix
+//! Baselines in the same run: the textbook lowering, a whole im2col matrix
 //! built per call and one `sgemm` over it (single thread), which is what the
-//! tiled gather replaces. Each layer's workspace is printed once.
+//! tiled gather replaces; and candle-core's `Tensor::conv2d` (no bias or
+//! activation; it has no fused ones) at 1 and 2 threads. Each layer's
+//! workspace is printed once.
 //!
 //! `cargo bench --bench conv2d -- --test` runs every case once as a smoke test.
 
@@ -81,6 +83,13 @@ fn conv2d(c: &mut Criterion) {
             );
             g.bench_with_input(BenchmarkId::new(format!("receptive_{threads}t"), name), &shape, |b, &shape| {
                 b.iter(|| pool.install(|| plan.run(&x, shape, &mut y).unwrap()))
+            });
+        }
+        let xt = candle_core::Tensor::from_slice(&x, &shape, &candle_core::Device::Cpu).unwrap();
+        let wt = candle_core::Tensor::from_slice(&w, &p.weight_shape(), &candle_core::Device::Cpu).unwrap();
+        for (threads, pool) in &pools {
+            g.bench_with_input(BenchmarkId::new(format!("candle_{threads}t"), name), &shape, |b, _| {
+                b.iter(|| pool.install(|| xt.conv2d(&wt, *pad, *s, 1, *groups).unwrap()))
             });
         }
         if *groups == 1 {
