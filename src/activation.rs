@@ -47,14 +47,10 @@ impl Activation {
 
     /// Checks that clamp bounds are numbers with `min <= max`.
     pub fn validate(self) -> Result<()> {
-        if let Activation::Clamp { min, max } = self {
-            if min.is_nan() || max.is_nan() || min > max {
-                return Err(Error::invalid(
-                    "clamp bounds",
-                    format!("({min}, {max})"),
-                    "must be numbers with min <= max",
-                ));
-            }
+        if let Activation::Clamp { min, max } = self
+            && (min.is_nan() || max.is_nan() || min > max)
+        {
+            return Err(Error::invalid("clamp bounds", format!("({min}, {max})"), "must be numbers with min <= max"));
         }
         Ok(())
     }

@@ -34,8 +34,61 @@ pub(crate) fn active_gemm() -> &'static Gemm {
     GEMM.get_or_init(|| Gemm::for_isa(Isa::active()))
 }
 
+/// Which microkernel [`sgemm`] runs and the block sizes that feed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelInfo {
+    /// Name carrying tile and ISA, e.g. `sgemm_6x64_avx512`.
+    pub name: &'static str,
+    /// The instruction set the kernel is written for.
+    pub isa: Isa,
+    /// Rows of C per microkernel tile.
+    pub mr: usize,
+    /// Columns of C per microkernel tile.
+    pub nr: usize,
+    /// Rows of A per packed block.
+    pub mc: usize,
+    /// Reduction length per block.
+    pub kc: usize,
+    /// Columns of B per packed block.
+    pub nc: usize,
+}
+
+/// The kernel [`sgemm`] dispatches to on this machine (after the
+/// `RECEPTIVE_MAX_ISA` cap), chosen once per process.
+///
+/// ```
+/// let k = receptive::sgemm_kernel_info();
+/// assert_eq!(k.isa, receptive::active_isa());
+/// assert!(k.name.starts_with("sgemm_"));
+/// ```
+pub fn sgemm_kernel_info() -> KernelInfo {
+    let g = active_gemm();
+    let k = g.kernel;
+    KernelInfo { name: k.name, isa: k.isa, mr: k.mr, nr: k.nr, mc: g.mc, kc: g.kc, nc: g.nc }
+}
+
+/// This core's measured f32 FMA peak in GFLOP/s for kernels written for
+/// `isa` (single thread, independent FMA chains, no memory traffic), so a
+/// benchmark can report its share of the peak. `None` when this CPU cannot
+/// run `isa`. Measured once per process and ISA (about 0.1 s).
+///
+/// ```
+/// let peak = receptive::peak_gflops(receptive::Isa::Scalar).unwrap();
+/// assert!(peak > 0.0);
+/// ```
+pub fn peak_gflops(isa: Isa) -> Option<f64> {
+    receptive_kernels::peak::peak_gflops(isa)
+}
+
 /// `C = act(alpha * A * B + beta * C + bias)`, BLAS semantics for alpha and
-/// beta (`beta == 0` never reads C).
+/// beta (`beta == 0` never reads C, so it may hold NaN).
+///
+/// Large products are split into blocks of C across the caller's rayon pool
+/// (`pool.install(|| sgemm(..))` picks the pool; the global one otherwise):
+/// row blocks of whole `MR` tiles or column blocks of whole `NR` tiles,
+/// never the reduction, so every element is summed in the same order
+/// whatever the thread count. A call made inside a rayon task splits too;
+/// rayon runs those parts on the same pool, without oversubscription.
 ///
 /// ```
 /// use receptive::{sgemm, Activation, Bias, MatMut, MatRef};
@@ -58,9 +111,68 @@ pub fn sgemm(
 ) -> Result<()> {
     check_gemm_shapes(&a, &b, &c, &bias)?;
     act.validate()?;
-    let ep = kg::Epilogue { bias, clamp: act.bounds() };
-    active_gemm().run(alpha, ASource::Strided(a), &b, beta, c, &ep);
+    let gemm = active_gemm();
+    split(gemm, alpha, a, b, beta, c, bias, act.bounds(), rayon::current_num_threads());
     Ok(())
+}
+
+/// Below this many multiply-adds a product runs on one thread: a rayon
+/// split costs a few microseconds, and each part packs its own panels.
+const PARALLEL_MIN_MACS: usize = 1 << 21;
+
+/// Runs `C = ...` on `threads` threads by halving C recursively: split the
+/// columns (whole NR tiles) when C is wider than tall, else the rows (whole
+/// MR tiles), so each part re-packs the smaller operand.
+#[allow(clippy::too_many_arguments)]
+fn split(
+    g: &Gemm,
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: MatMut<'_>,
+    bias: Bias<'_>,
+    clamp: Option<(f32, f32)>,
+    threads: usize,
+) {
+    let (m, n, k) = (c.rows(), c.cols(), a.cols());
+    let (m_tiles, n_tiles) = (m.div_ceil(g.kernel.mr), n.div_ceil(g.kernel.nr));
+    let macs = m.saturating_mul(n).saturating_mul(k);
+    if threads < 2 || macs < PARALLEL_MIN_MACS || (m_tiles < 2 && n_tiles < 2) {
+        g.run(alpha, ASource::Strided(a), &b, beta, c, &kg::Epilogue { bias, clamp });
+        return;
+    }
+    let left = threads / 2;
+    // The first part's share of the tiles, at least one and leaving one.
+    let share = |tiles: usize| (tiles * left / threads).clamp(1, tiles - 1);
+    let by_cols = n_tiles >= 2 && (m_tiles < 2 || n >= m);
+    if by_cols {
+        let at = share(n_tiles) * g.kernel.nr;
+        let (c0, c1) = c.split_at_col(at);
+        let (b0, b1) = (b.block(0, 0, k, at), b.block(0, at, k, n - at));
+        let (bias0, bias1) = match bias {
+            Bias::PerCol(v) => (Bias::PerCol(&v[..at]), Bias::PerCol(&v[at..])),
+            other => (other, other),
+        };
+        let (b0, b1) = (b0.expect("left block inside B"), b1.expect("right block inside B"));
+        rayon::join(
+            || split(g, alpha, a, b0, beta, c0, bias0, clamp, left),
+            || split(g, alpha, a, b1, beta, c1, bias1, clamp, threads - left),
+        );
+    } else {
+        let at = share(m_tiles) * g.kernel.mr;
+        let (c0, c1) = c.split_at_row(at);
+        let (a0, a1) = (a.block(0, 0, at, k), a.block(at, 0, m - at, k));
+        let (bias0, bias1) = match bias {
+            Bias::PerRow(v) => (Bias::PerRow(&v[..at]), Bias::PerRow(&v[at..])),
+            other => (other, other),
+        };
+        let (a0, a1) = (a0.expect("top block inside A"), a1.expect("bottom block inside A"));
+        rayon::join(
+            || split(g, alpha, a0, b, beta, c0, bias0, clamp, left),
+            || split(g, alpha, a1, b, beta, c1, bias1, clamp, threads - left),
+        );
+    }
 }
 
 pub(crate) fn check_gemm_shapes(a: &MatRef<'_>, b: &MatRef<'_>, c: &MatMut<'_>, bias: &Bias<'_>) -> Result<()> {

@@ -28,16 +28,24 @@
 
 mod activation;
 mod conv;
+mod conv_backward;
+mod conv_transpose;
 mod error;
 mod gemm;
+#[cfg(feature = "ndarray")]
+pub mod nd;
 mod params;
+mod pool;
 pub mod reference;
 
 pub use activation::Activation;
 pub use conv::{Conv2dPlan, conv2d, conv2d_with};
+pub use conv_backward::{Conv2dBackwardDataPlan, conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weights};
+pub use conv_transpose::{ConvTranspose2dParams, ConvTranspose2dPlan, conv_transpose2d};
 pub use error::{Error, Result};
-pub use gemm::{Bias, MatMut, MatRef, sgemm};
+pub use gemm::{Bias, KernelInfo, MatMut, MatRef, peak_gflops, sgemm, sgemm_kernel_info};
 pub use params::{Conv2dParams, Padding, Pool2dParams, PoolKind};
+pub use pool::{Pool2dPlan, avg_pool2d, global_avg_pool2d, global_max_pool2d, max_pool2d, max_pool2d_with_indices};
 pub use receptive_kernels::Isa;
 
 /// The instruction set the kernels run on: the best this CPU supports,

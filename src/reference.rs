@@ -231,3 +231,200 @@ pub fn sgemm(
 pub fn tolerance(reduction_len: usize, abs_sum: f32) -> f32 {
     2.0 * (reduction_len.max(1) as f32) * f32::EPSILON * abs_sum + f32::MIN_POSITIVE
 }
+
+/// Checks that an output gradient has the forward output's shape for `x_shape`.
+pub(crate) fn check_dy_shape(p: &Conv2dParams, x_shape: [usize; 4], dy_shape: [usize; 4]) -> Result<()> {
+    let expected = p.output_shape(x_shape)?;
+    if dy_shape != expected {
+        return Err(crate::Error::invalid(
+            "output gradient shape",
+            format!("{dy_shape:?}"),
+            format!("must be {expected:?}, the forward output shape for input {x_shape:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Gradient of [`conv2d`] with respect to its input: every `dy * w` product
+/// scattered back to the input element it came from. `dy` has the forward
+/// output's shape for an input of `x_shape`; the result has `x_shape`.
+///
+/// ```
+/// use receptive::{reference, Conv2dParams};
+/// // A 2x2 filter of ones over a 3x3 input: the centre feeds all four outputs.
+/// let p = Conv2dParams::new(1, 1, [2, 2]);
+/// let dx = reference::conv2d_backward_data(&[1.0; 4], [1, 1, 2, 2], &[1.0; 4], &p, [1, 1, 3, 3])?;
+/// assert_eq!(dx, [1.0, 2.0, 1.0, 2.0, 4.0, 2.0, 1.0, 2.0, 1.0]);
+/// # Ok::<(), receptive::Error>(())
+/// ```
+pub fn conv2d_backward_data(
+    dy: &[f32],
+    dy_shape: [usize; 4],
+    w: &[f32],
+    p: &Conv2dParams,
+    x_shape: [usize; 4],
+) -> Result<Vec<f32>> {
+    check_dy_shape(p, x_shape, dy_shape)?;
+    check_len("output gradient", dy.len(), &dy_shape)?;
+    check_len("weights", w.len(), &p.weight_shape())?;
+    let [n, k, oh, ow] = dy_shape;
+    let [_, c_in, h, wd] = x_shape;
+    let [_, cg, fh, fw] = p.weight_shape();
+    let kg = k / p.groups;
+    let mut dx = vec![0.0f64; n * c_in * h * wd];
+    for b in 0..n {
+        for f in 0..k {
+            let g = f / kg;
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let d = dy[((b * k + f) * oh + oy) * ow + ox] as f64;
+                    for c in 0..cg {
+                        let ci = g * cg + c;
+                        for ky in 0..fh {
+                            let Some(iy) = tap(oy, ky, p.stride[0], p.dilation[0], p.padding.top, h) else { continue };
+                            for kx in 0..fw {
+                                let Some(ix) = tap(ox, kx, p.stride[1], p.dilation[1], p.padding.left, wd) else {
+                                    continue;
+                                };
+                                let wv = w[((f * cg + c) * fh + ky) * fw + kx] as f64;
+                                dx[((b * c_in + ci) * h + iy) * wd + ix] += d * wv;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(dx.into_iter().map(|v| v as f32).collect())
+}
+
+/// Gradient of [`conv2d`] with respect to its weights: `dw[f, c, ky, kx]`
+/// sums `dy * x` over the batch and every output position. `dy` has the
+/// forward output's shape for an input of `x_shape`; the result has the
+/// weight shape `[K, C/groups, FH, FW]`.
+///
+/// ```
+/// use receptive::{reference, Conv2dParams};
+/// let p = Conv2dParams::new(1, 1, [2, 2]);
+/// let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+/// let dw = reference::conv2d_backward_weights(&x, [1, 1, 3, 3], &[1.0; 4], &p)?;
+/// assert_eq!(dw, [12.0, 16.0, 24.0, 28.0]);
+/// # Ok::<(), receptive::Error>(())
+/// ```
+pub fn conv2d_backward_weights(x: &[f32], x_shape: [usize; 4], dy: &[f32], p: &Conv2dParams) -> Result<Vec<f32>> {
+    let [n, k, oh, ow] = p.output_shape(x_shape)?;
+    check_len("input", x.len(), &x_shape)?;
+    check_len("output gradient", dy.len(), &[n, k, oh, ow])?;
+    let [_, c_in, h, wd] = x_shape;
+    let [_, cg, fh, fw] = p.weight_shape();
+    let kg = k / p.groups;
+    let mut dw = vec![0.0f32; p.weight_count()];
+    for f in 0..k {
+        let g = f / kg;
+        for c in 0..cg {
+            let ci = g * cg + c;
+            for ky in 0..fh {
+                for kx in 0..fw {
+                    let mut acc = 0.0f64;
+                    for b in 0..n {
+                        for oy in 0..oh {
+                            let Some(iy) = tap(oy, ky, p.stride[0], p.dilation[0], p.padding.top, h) else { continue };
+                            for ox in 0..ow {
+                                let Some(ix) = tap(ox, kx, p.stride[1], p.dilation[1], p.padding.left, wd) else {
+                                    continue;
+                                };
+                                let d = dy[((b * k + f) * oh + oy) * ow + ox] as f64;
+                                acc += d * x[((b * c_in + ci) * h + iy) * wd + ix] as f64;
+                            }
+                        }
+                    }
+                    dw[((f * cg + c) * fh + ky) * fw + kx] = acc as f32;
+                }
+            }
+        }
+    }
+    Ok(dw)
+}
+
+/// Gradient of [`conv2d`] with respect to its bias: the sum of each output
+/// channel of `dy` (shape `[N, K, OH, OW]`) over the batch and the plane.
+///
+/// ```
+/// let db = receptive::reference::conv2d_backward_bias(&[1.0, 2.0, 3.0, 4.0], [2, 1, 1, 2])?;
+/// assert_eq!(db, [10.0]);
+/// # Ok::<(), receptive::Error>(())
+/// ```
+pub fn conv2d_backward_bias(dy: &[f32], dy_shape: [usize; 4]) -> Result<Vec<f32>> {
+    crate::conv_backward::check_bias_grad_shape(dy_shape)?;
+    check_len("output gradient", dy.len(), &dy_shape)?;
+    let [n, k, oh, ow] = dy_shape;
+    Ok((0..k)
+        .map(|f| {
+            let sum: f64 = (0..n).flat_map(|b| &dy[(b * k + f) * oh * ow..][..oh * ow]).map(|&v| v as f64).sum();
+            sum as f32
+        })
+        .collect())
+}
+
+/// Transposed convolution (PyTorch's `conv_transpose2d`): every input
+/// element scatters `x * w` into the output, whose size is
+/// `(H-1)*stride - pad_before - pad_after + dilation*(F-1) + output_padding + 1`.
+/// Weights are `[C_in, C_out/groups, FH, FW]`.
+///
+/// ```
+/// use receptive::{reference, ConvTranspose2dParams};
+/// // Stride 2 with a 2x2 filter of ones: each input becomes a 2x2 block.
+/// let tp = ConvTranspose2dParams::new(1, 1, [2, 2]).stride(2);
+/// let y = reference::conv_transpose2d(&[1.0, 2.0], [1, 1, 1, 2], &[1.0; 4], None, &tp)?;
+/// assert_eq!(y, [1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0]);
+/// # Ok::<(), receptive::Error>(())
+/// ```
+pub fn conv_transpose2d(
+    x: &[f32],
+    x_shape: [usize; 4],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    tp: &crate::ConvTranspose2dParams,
+) -> Result<Vec<f32>> {
+    let [n, co, oh, ow] = tp.output_shape(x_shape)?;
+    check_len("input", x.len(), &x_shape)?;
+    check_len("weights", w.len(), &tp.weight_shape())?;
+    if let Some(b) = bias {
+        check_len("bias", b.len(), &[co])?;
+    }
+    let [_, ci_n, h, wd] = x_shape;
+    let [_, cog, fh, fw] = tp.weight_shape();
+    let cig = ci_n / tp.groups;
+    let mut y = vec![0.0f64; n * co * oh * ow];
+    for b in 0..n {
+        for ci in 0..ci_n {
+            let g = ci / cig;
+            for iy in 0..h {
+                for ix in 0..wd {
+                    let xv = x[((b * ci_n + ci) * h + iy) * wd + ix] as f64;
+                    for c in 0..cog {
+                        let o = g * cog + c;
+                        for ky in 0..fh {
+                            let Some(oy) = tap(iy, ky, tp.stride[0], tp.dilation[0], tp.padding.top, oh) else {
+                                continue;
+                            };
+                            for kx in 0..fw {
+                                let Some(ox) = tap(ix, kx, tp.stride[1], tp.dilation[1], tp.padding.left, ow) else {
+                                    continue;
+                                };
+                                let wv = w[((ci * cog + c) * fh + ky) * fw + kx] as f64;
+                                y[((b * co + o) * oh + oy) * ow + ox] += xv * wv;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(bias) = bias {
+        for (i, v) in y.iter_mut().enumerate() {
+            *v += bias[(i / (oh * ow)) % co] as f64;
+        }
+    }
+    Ok(y.into_iter().map(|v| v as f32).collect())
+}

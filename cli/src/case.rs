@@ -1,9 +1,6 @@
 //! One layer case in the suite vocabulary of DESIGN.md §8: an op word and
 //! `key=value` tokens. Shared by `receptive shape` and `receptive bench`.
 
-// `bench` (landing next) reads the suite-line parser, names and sgemm keys.
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 
 use receptive::{Conv2dParams, Padding, Pool2dParams};

@@ -9,10 +9,14 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod col2im;
 pub mod depthwise;
 pub mod gemm;
 pub mod im2col;
+pub mod im2col_t;
 pub mod isa;
+pub mod peak;
+pub mod pool;
 pub mod view;
 
 pub use isa::Isa;

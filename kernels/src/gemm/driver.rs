@@ -1,6 +1,7 @@
 //! The BLIS loop nest and its block sizes.
 
 use std::cell::RefCell;
+use std::sync::OnceLock;
 
 use aligned_vec::{AVec, ConstAlign};
 
@@ -28,18 +29,27 @@ pub struct Gemm {
 
 impl Gemm {
     /// The kernel dispatch picks for `isa`, with block sizes sized to the caches.
-    ///
-    /// Cache budget (Zen 5 per core: L1d 48 KiB, L2 1 MiB; L3 32 MiB shared):
-    /// * L1: one A micropanel (`MR x KC`) plus one B micropanel (`KC x NR`)
-    ///   stream through it while a tile is computed;
-    /// * L2: the packed `MC x KC` block of A stays resident across all the
-    ///   B micropanels of a block (about half of L2);
-    /// * L3: the packed `KC x NC` block of B is reused across the MC blocks.
     pub fn for_isa(isa: Isa) -> Gemm {
-        let kernel = kernel_for(isa);
-        let kc = 256;
-        let mc = round_up(((512 * 1024) / (kc * 4)).max(kernel.mr), kernel.mr);
-        let nc = round_up(4096, kernel.nr);
+        Gemm::for_kernel(kernel_for(isa))
+    }
+
+    /// `kernel` with block sizes derived from this CPU's cache sizes
+    /// ([`CacheSizes::detect`]).
+    ///
+    /// The budget (Zen 5 per core: L1d 48 KiB, L2 1 MiB, L3 32 MiB shared):
+    /// * L1: the `KC x NR` B micropanel stays resident while the loop over
+    ///   A micropanels reuses it, and one `MR x KC` A micropanel streams
+    ///   through beside it: `(MR + NR) * KC * 4` bytes in about 3/4 of L1d;
+    /// * L2: the packed `MC x KC` block of A stays resident across all the
+    ///   B micropanels of a block: `MC * KC * 4` bytes in half of L2;
+    /// * L3: the packed `KC x NC` block of B is reused across the MC blocks:
+    ///   `KC * NC * 4` bytes in a quarter of L3 (it is shared by the cores).
+    pub fn for_kernel(kernel: &'static MicroKernel) -> Gemm {
+        let caches = CacheSizes::detect();
+        let (mr, nr) = (kernel.mr, kernel.nr);
+        let kc = (caches.l1 * 3 / 4 / ((mr + nr) * 4) / 16 * 16).clamp(64, 512);
+        let mc = (caches.l2 / 2 / (kc * 4) / mr * mr).clamp(mr, 4096 / mr * mr);
+        let nc = (caches.l3 / 4 / (kc * 4) / nr * nr).clamp(nr, 8192 / nr * nr);
         Gemm { kernel, mc, kc, nc }
     }
 
@@ -149,8 +159,57 @@ impl Gemm {
     }
 }
 
-fn round_up(x: usize, to: usize) -> usize {
-    x.div_ceil(to) * to
+/// Data cache sizes in bytes that the block sizes are derived from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheSizes {
+    /// Level-1 data cache of one core.
+    pub l1: usize,
+    /// Level-2 cache of one core.
+    pub l2: usize,
+    /// Level-3 cache (shared).
+    pub l3: usize,
+}
+
+impl CacheSizes {
+    /// Zen 5's sizes, used where the OS does not say.
+    pub const FALLBACK: CacheSizes = CacheSizes { l1: 48 << 10, l2: 1 << 20, l3: 32 << 20 };
+
+    /// The sizes Linux reports for CPU 0 (sysfs), read once; each level it
+    /// does not report (or reports implausibly) keeps [`Self::FALLBACK`].
+    pub fn detect() -> CacheSizes {
+        static SIZES: OnceLock<CacheSizes> = OnceLock::new();
+        *SIZES.get_or_init(|| {
+            let mut sizes = CacheSizes::FALLBACK;
+            for index in 0..8 {
+                let dir = format!("/sys/devices/system/cpu/cpu0/cache/index{index}");
+                let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).ok();
+                let (Some(level), Some(kind), Some(size)) = (read("level"), read("type"), read("size")) else {
+                    continue;
+                };
+                let Some(bytes) = parse_size(&size) else { continue };
+                match (level.trim(), kind.trim()) {
+                    ("1", "Data") if (8 << 10..=1 << 20).contains(&bytes) => sizes.l1 = bytes,
+                    ("2", "Unified") if (64 << 10..=64 << 20).contains(&bytes) => sizes.l2 = bytes,
+                    ("3", "Unified") if (256 << 10..=2 << 30).contains(&bytes) => sizes.l3 = bytes,
+                    _ => {}
+                }
+            }
+            sizes
+        })
+    }
+}
+
+/// Parses sysfs sizes such as `48K` or `32M`.
+fn parse_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let (digits, unit) = match s.strip_suffix('K') {
+        Some(d) => (d, 1 << 10),
+        None => match s.strip_suffix('M') {
+            Some(d) => (d, 1 << 20),
+            None => (s, 1),
+        },
+    };
+    digits.parse::<usize>().ok()?.checked_mul(unit)
 }
 
 /// Per-thread pack buffers, grown on demand and reused, so steady-state

@@ -6,13 +6,20 @@
 //! `B` can come from any [`PackB`] source, which is how convolution gathers
 //! im2col columns straight into panels without building the whole matrix.
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512;
 mod driver;
 mod epilogue;
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod neon;
 pub mod pack;
 mod registry;
-mod scalar;
+pub(crate) mod scalar;
+pub(crate) mod simd;
 
-pub use driver::{ASource, Gemm, PackedA};
+pub use driver::{ASource, CacheSizes, Gemm, PackedA};
 pub use epilogue::{Bias, Epilogue, TileEpilogue};
 pub use pack::PackB;
 pub use registry::{KERNELS, MicroKernel, kernel_for};

@@ -45,10 +45,28 @@ pub fn pack_b(b: &MatRef<'_>, pc: usize, kc: usize, jc: usize, nc: usize, nr: us
     for (q, panel) in dst.chunks_exact_mut(kc * nr).enumerate() {
         let j0 = jc + q * nr;
         let w = nr.min(jc + nc - j0);
+        if rs == 1 && cs != 1 {
+            // Columns are contiguous (A row-major seen as B, or B
+            // transposed): read each column once, scatter it down the panel.
+            if w < nr {
+                panel.fill(0.0);
+            }
+            for j in 0..w {
+                let col = &data[(j0 + j) * cs + pc..][..kc];
+                for (x, &v) in panel[j..].iter_mut().step_by(nr).zip(col) {
+                    *x = v;
+                }
+            }
+            continue;
+        }
         for (p, step) in panel.chunks_exact_mut(nr).enumerate() {
             let row = (pc + p) * rs;
             if cs == 1 {
-                step[..w].copy_from_slice(&data[row + j0..row + j0 + w]);
+                // An inline loop, not `copy_from_slice`: a memmove call per
+                // 32-float step costs more than the copy.
+                for (x, &v) in step[..w].iter_mut().zip(&data[row + j0..row + j0 + w]) {
+                    *x = v;
+                }
             } else {
                 for (j, x) in step[..w].iter_mut().enumerate() {
                     *x = data[row + (j0 + j) * cs];

@@ -19,10 +19,31 @@ pub struct MicroKernel {
     pub func: KernelFn,
 }
 
+macro_rules! kernel {
+    ($module:ident :: $name:ident, $isa:expr, $mr:literal x $nr:literal) => {
+        MicroKernel { name: stringify!($name), isa: $isa, mr: $mr, nr: $nr, func: super::$module::$name }
+    };
+}
+
 /// Every microkernel compiled for this target; per ISA the first listed is
 /// the one dispatch picks.
+#[cfg(target_arch = "x86_64")]
+pub static KERNELS: &[MicroKernel] = &[
+    kernel!(avx512::sgemm_6x64_avx512, Isa::Avx512, 6 x 64),
+    kernel!(avx2::sgemm_6x16_avx2, Isa::Avx2, 6 x 16),
+    kernel!(scalar::sgemm_4x8_scalar, Isa::Scalar, 4 x 8),
+];
+
+/// Every microkernel compiled for this target; per ISA the first listed is
+/// the one dispatch picks.
+#[cfg(target_arch = "aarch64")]
 pub static KERNELS: &[MicroKernel] =
-    &[MicroKernel { name: "sgemm_4x8_scalar", isa: Isa::Scalar, mr: 4, nr: 8, func: super::scalar::sgemm_4x8_scalar }];
+    &[kernel!(neon::sgemm_12x8_neon, Isa::Neon, 12 x 8), kernel!(scalar::sgemm_4x8_scalar, Isa::Scalar, 4 x 8)];
+
+/// Every microkernel compiled for this target; per ISA the first listed is
+/// the one dispatch picks.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub static KERNELS: &[MicroKernel] = &[kernel!(scalar::sgemm_4x8_scalar, Isa::Scalar, 4 x 8)];
 
 /// The preferred kernel for `isa`, falling back to scalar when the table has
 /// none for it.

@@ -56,3 +56,47 @@ pub unsafe fn sgemm_4x8_scalar(
     // SAFETY: forwarded from the caller.
     unsafe { body::<4, 8>(kc, a, b, c, rs_c, cs_c, m, n, t) }
 }
+
+/// The portable "vector" of one float: the peak probe's scalar baseline.
+pub(crate) struct Scalar;
+
+// SAFETY: plain Rust, valid on every CPU.
+unsafe impl super::simd::Simd for Scalar {
+    type V = f32;
+    const LANES: usize = 1;
+
+    #[inline(always)]
+    unsafe fn zero() -> f32 {
+        0.0
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> f32 {
+        x
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> f32 {
+        // SAFETY: the caller vouches for one readable float.
+        unsafe { *p }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: f32) {
+        // SAFETY: the caller vouches for one writable float.
+        unsafe { *p = v }
+    }
+    #[inline(always)]
+    unsafe fn fmadd(a: f32, b: f32, c: f32) -> f32 {
+        a * b + c
+    }
+    #[inline(always)]
+    unsafe fn mul(a: f32, b: f32) -> f32 {
+        a * b
+    }
+    #[inline(always)]
+    unsafe fn add(a: f32, b: f32) -> f32 {
+        a + b
+    }
+    #[inline(always)]
+    unsafe fn clamp(x: f32, lo: f32, hi: f32) -> f32 {
+        super::epilogue::clamp_keep_nan(x, lo, hi)
+    }
+}

@@ -1,0 +1,170 @@
+//! col2im for the backward passes: the adjoint of im2col. A tile of the
+//! column matrix (rows `(c, ky, kx)`, columns output pixels) is added back
+//! into the image planes it was gathered from, so the full column matrix is
+//! never built.
+
+/// Where the taps of a 2-D sliding window land: the geometry shared by
+/// col2im and the transposed im2col gather ([`crate::im2col_t`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PatchGeometry {
+    /// Input plane `[H, W]`.
+    pub input: [usize; 2],
+    /// Output plane `[OH, OW]` (any size: taps outside the input are skipped).
+    pub output: [usize; 2],
+    /// Window `[FH, FW]`.
+    pub kernel: [usize; 2],
+    /// Stride `[rows, columns]`.
+    pub stride: [usize; 2],
+    /// Dilation `[rows, columns]`.
+    pub dilation: [usize; 2],
+    /// Padding before the input `[top, left]`.
+    pub pad: [usize; 2],
+}
+
+impl PatchGeometry {
+    /// Taps per window, `FH * FW`.
+    pub fn taps(&self) -> usize {
+        self.kernel[0] * self.kernel[1]
+    }
+
+    /// Output pixels, `OH * OW`.
+    pub fn out_pixels(&self) -> usize {
+        self.output[0] * self.output[1]
+    }
+
+    /// The outputs `lo..hi` along `axis` (0 rows, 1 columns) whose tap `t`
+    /// lies inside the input: `0 <= o*S + t*D - P < N`.
+    pub fn valid(&self, axis: usize, t: usize) -> (usize, usize) {
+        let (n, s, off) = (self.input[axis], self.stride[axis], t * self.dilation[axis]);
+        let p = self.pad[axis];
+        let lo = p.saturating_sub(off).div_ceil(s);
+        // o*s <= n + p - off - 1
+        let hi = match (n + p).checked_sub(off + 1) {
+            Some(top) => (top / s + 1).min(self.output[axis]),
+            None => 0,
+        };
+        (lo.min(hi), hi)
+    }
+
+    /// Input coordinate of tap `t` for output `o` along `axis`; only
+    /// meaningful for `o` inside [`valid`](Self::valid).
+    #[inline(always)]
+    pub fn input_at(&self, axis: usize, o: usize, t: usize) -> usize {
+        o * self.stride[axis] + t * self.dilation[axis] - self.pad[axis]
+    }
+
+    /// Calls `f(oy, ox0, ox1, offset)` for each output row segment of the
+    /// pixel range `p0..p0+len`, where `offset` is the segment's start
+    /// relative to `p0`.
+    #[inline(always)]
+    pub fn for_each_row_segment(&self, p0: usize, len: usize, mut f: impl FnMut(usize, usize, usize, usize)) {
+        let ow = self.output[1];
+        let (mut p, end) = (p0, p0 + len);
+        while p < end {
+            let (oy, ox0) = (p / ow, p % ow);
+            let ox1 = ow.min(ox0 + (end - p));
+            f(oy, ox0, ox1, p - p0);
+            p += ox1 - ox0;
+        }
+    }
+}
+
+/// `dx[c, iy, ix] += cols[(c*FH + ky)*FW + kx][p - p0]` for every output pixel
+/// `p` in `p0..p0+nt` and every tap that lands inside the input.
+///
+/// `cols` holds `channels * FH * FW` rows of `nt` floats; `dx` holds
+/// `channels` planes of `H * W`.
+///
+/// # Panics
+/// If a buffer is too short or the pixel range passes `OH * OW`.
+pub fn col2im_add(g: &PatchGeometry, cols: &[f32], p0: usize, nt: usize, channels: usize, dx: &mut [f32]) {
+    let [h, w] = g.input;
+    let [fh, fw] = g.kernel;
+    let plane = h * w;
+    assert!(cols.len() >= channels * fh * fw * nt, "col2im: column tile too short");
+    assert!(dx.len() >= channels * plane, "col2im: output too short");
+    assert!(p0 + nt <= g.out_pixels(), "col2im: pixel range outside the output");
+    if nt == 0 {
+        return;
+    }
+    let sw = g.stride[1];
+    for (c, dplane) in dx[..channels * plane].chunks_exact_mut(plane).enumerate() {
+        for ky in 0..fh {
+            let (oy_lo, oy_hi) = g.valid(0, ky);
+            for kx in 0..fw {
+                let (ox_lo, ox_hi) = g.valid(1, kx);
+                let src = &cols[((c * fh + ky) * fw + kx) * nt..][..nt];
+                g.for_each_row_segment(p0, nt, |oy, ox0, ox1, off| {
+                    let (a, b) = (ox_lo.clamp(ox0, ox1), ox_hi.clamp(ox0, ox1));
+                    if oy < oy_lo || oy >= oy_hi || a >= b {
+                        return;
+                    }
+                    let iy = g.input_at(0, oy, ky);
+                    let row = &mut dplane[iy * w..(iy + 1) * w];
+                    let s = &src[off + (a - ox0)..off + (b - ox0)];
+                    let ix0 = g.input_at(1, a, kx);
+                    if sw == 1 {
+                        for (d, v) in row[ix0..ix0 + (b - a)].iter_mut().zip(s) {
+                            *d += *v;
+                        }
+                    } else {
+                        for (d, v) in row[ix0..].iter_mut().step_by(sw).zip(s) {
+                            *d += *v;
+                        }
+                    }
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geom(input: usize, output: usize, k: usize, s: usize, d: usize, p: usize) -> PatchGeometry {
+        PatchGeometry {
+            input: [1, input],
+            output: [1, output],
+            kernel: [1, k],
+            stride: [1, s],
+            dilation: [1, d],
+            pad: [0, p],
+        }
+    }
+
+    #[test]
+    fn valid_ranges_match_brute_force() {
+        for input in 1..7 {
+            for output in 1..9 {
+                for k in 1..4 {
+                    for s in 1..4 {
+                        for d in 1..3 {
+                            for p in 0..4 {
+                                let g = geom(input, output, k, s, d, p);
+                                for t in 0..k {
+                                    let inside: Vec<usize> = (0..output)
+                                        .filter(|&o| {
+                                            let i = (o * s + t * d) as i64 - p as i64;
+                                            i >= 0 && i < input as i64
+                                        })
+                                        .collect();
+                                    let (lo, hi) = g.valid(1, t);
+                                    assert_eq!((lo..hi).collect::<Vec<_>>(), inside, "{g:?} t={t}");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn row_segments_cover_the_range() {
+        let g = PatchGeometry { output: [4, 5], ..geom(3, 5, 1, 1, 1, 0) };
+        let mut seen = Vec::new();
+        g.for_each_row_segment(3, 9, |oy, a, b, off| seen.push((oy, a, b, off)));
+        assert_eq!(seen, [(0, 3, 5, 0), (1, 0, 5, 2), (2, 0, 2, 7)]);
+    }
+}

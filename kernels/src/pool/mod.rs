@@ -1,0 +1,291 @@
+//! Pooling kernels over NCHW planes: windowed max (with indices) and
+//! average, and global max and average.
+//!
+//! One generic body per reduction ([`window`], [`global`]) runs on any
+//! [`simd::Simd`] instance; each ISA module instantiates it inside thin
+//! `#[target_feature]` shells. Strides 1 and 2 along the row are vectorized
+//! (stride 2 with deinterleaving loads); other strides run the one-lane
+//! [`simd::Scalar`] instance of the same body.
+
+mod global;
+mod simd;
+mod window;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(target_arch = "aarch64")]
+mod neon;
+mod scalar;
+
+use crate::isa::Isa;
+use window::{Window, tap_range};
+
+/// Geometry of 2-D pooling on one plane, in PyTorch's terms. The caller
+/// (the `receptive` crate) derives `out_hw` from the rest with PyTorch's rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolGeometry {
+    /// Input plane `[H, W]`.
+    pub in_hw: [usize; 2],
+    /// Output plane `[OH, OW]`.
+    pub out_hw: [usize; 2],
+    /// Window `[rows, columns]`.
+    pub kernel: [usize; 2],
+    /// Stride `[rows, columns]`.
+    pub stride: [usize; 2],
+    /// Dilation `[rows, columns]` (1 for average pooling).
+    pub dilation: [usize; 2],
+    /// Padding `[top, left]`.
+    pub pad_before: [usize; 2],
+    /// Padding `[bottom, right]` (average pooling clips windows to it).
+    pub pad_after: [usize; 2],
+}
+
+/// How average pooling divides a window's sum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Divisor {
+    /// By this number (PyTorch's `divisor_override`).
+    Override(usize),
+    /// By the window clipped to the padded input (`count_include_pad`).
+    IncludePad,
+    /// By the number of input elements in the window.
+    ExcludePad,
+}
+
+/// What a [`PoolKernel`] computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolOp {
+    /// Maximum (NaN wins, first index on ties).
+    Max,
+    /// Average with the given divisor rule.
+    Avg(Divisor),
+}
+
+/// Windowed max pooling on `planes` planes.
+///
+/// # Safety
+/// See [`window::max_planes`].
+type MaxFn = unsafe fn(&Window, *const f32, *mut f32, *mut i64, usize);
+/// Windowed average pooling on `planes` planes.
+///
+/// # Safety
+/// See [`window::avg_planes`].
+type AvgFn = unsafe fn(&Window, Divisor, *const f32, *mut f32, usize);
+/// Global pooling of `planes` planes of `len` floats.
+///
+/// # Safety
+/// See [`global::avg_planes`].
+type GlobalFn = unsafe fn(*const f32, usize, *mut f32, usize);
+
+/// The shells of one ISA: `#[target_feature]` functions that instantiate the
+/// generic bodies for `$simd`, and lookups by column stride (`$sw` lists the
+/// specialized strides; 0 stands for any stride, one lane only).
+macro_rules! pool_shells {
+    ($simd:ty, [$($sw:literal),*] $(, $feat:literal)?) => {
+        use super::window::{self, Window};
+        use super::{global, AvgFn, Divisor, GlobalFn, MaxFn};
+
+        /// Lanes per vector.
+        pub(super) const LANES: usize = <$simd as super::simd::Simd>::LANES;
+
+        $(#[target_feature(enable = $feat)])?
+        /// # Safety
+        /// See [`window::max_planes`]; the CPU supports the ISA.
+        unsafe fn max<const SW: usize, const IDX: bool>(
+            w: &Window, x: *const f32, y: *mut f32, idx: *mut i64, planes: usize,
+        ) {
+            // SAFETY: forwarded from the caller.
+            unsafe { window::max_planes::<$simd, SW, IDX>(w, x, y, idx, planes) }
+        }
+
+        $(#[target_feature(enable = $feat)])?
+        /// # Safety
+        /// See [`window::avg_planes`]; the CPU supports the ISA.
+        unsafe fn avg<const SW: usize>(w: &Window, d: Divisor, x: *const f32, y: *mut f32, planes: usize) {
+            // SAFETY: forwarded from the caller.
+            unsafe { window::avg_planes::<$simd, SW>(w, d, x, y, planes) }
+        }
+
+        $(#[target_feature(enable = $feat)])?
+        /// # Safety
+        /// See [`global::avg_planes`]; the CPU supports the ISA.
+        unsafe fn global_avg(x: *const f32, len: usize, y: *mut f32, planes: usize) {
+            // SAFETY: forwarded from the caller.
+            unsafe { global::avg_planes::<$simd>(x, len, y, planes) }
+        }
+
+        $(#[target_feature(enable = $feat)])?
+        /// # Safety
+        /// See [`global::max_planes`]; the CPU supports the ISA.
+        unsafe fn global_max(x: *const f32, len: usize, y: *mut f32, planes: usize) {
+            // SAFETY: forwarded from the caller.
+            unsafe { global::max_planes::<$simd>(x, len, y, planes) }
+        }
+
+        /// The windowed shells for column stride class `sw`, if specialized.
+        pub(super) fn window_fns(sw: usize) -> Option<(MaxFn, MaxFn, AvgFn)> {
+            match sw {
+                $($sw => Some((max::<$sw, false> as MaxFn, max::<$sw, true> as MaxFn, avg::<$sw> as AvgFn)),)*
+                _ => None,
+            }
+        }
+
+        /// The global shells: (average, maximum).
+        pub(super) fn global_fns() -> (GlobalFn, GlobalFn) {
+            (global_avg as GlobalFn, global_max as GlobalFn)
+        }
+    };
+}
+use pool_shells;
+
+/// The shells of `isa` for column stride class `sw`, with the lane count.
+fn isa_window_fns(isa: Isa, sw: usize) -> Option<(usize, (MaxFn, MaxFn, AvgFn))> {
+    match isa {
+        Isa::Scalar => Some((scalar::LANES, scalar::window_fns(0)?)),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => Some((avx2::LANES, avx2::window_fns(sw)?)),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => Some((avx512::LANES, avx512::window_fns(sw)?)),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => Some((neon::LANES, neon::window_fns(sw)?)),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+fn isa_global_fns(isa: Isa) -> (GlobalFn, GlobalFn) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => avx2::global_fns(),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => avx512::global_fns(),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => neon::global_fns(),
+        _ => scalar::global_fns(),
+    }
+}
+
+/// The ISA that actually runs: `isa` if this CPU supports it, else scalar.
+fn runnable(isa: Isa) -> Isa {
+    if isa.supported() { isa } else { Isa::Scalar }
+}
+
+/// A windowed pooling kernel for one geometry: the shell chosen once, the
+/// interior column run found once.
+#[derive(Clone, Debug)]
+pub struct PoolKernel {
+    op: PoolOp,
+    win: Window,
+    isa: Isa,
+    max: MaxFn,
+    max_idx: MaxFn,
+    avg: AvgFn,
+}
+
+impl PoolKernel {
+    /// The kernel for `op` on `g` using `isa` (scalar if this CPU lacks it,
+    /// or for column strides above 2).
+    ///
+    /// # Panics
+    /// If a size, stride or dilation is 0, a window covers no input element,
+    /// an average has dilation other than 1 or a zero divisor, or the plane
+    /// sizes overflow. The `receptive` crate validates all of these first.
+    pub fn new(op: PoolOp, g: PoolGeometry, isa: Isa) -> PoolKernel {
+        let ([h, w], [oh, ow]) = (g.in_hw, g.out_hw);
+        assert!(g.kernel.iter().chain(&g.stride).chain(&g.dilation).all(|&v| v > 0), "zero window size");
+        assert!(h.checked_mul(w).is_some() && oh.checked_mul(ow).is_some(), "plane size overflows");
+        for o in 0..oh {
+            let (lo, hi) = tap_range(o, g.stride[0], g.dilation[0], g.pad_before[0], g.kernel[0], h);
+            assert!(lo < hi, "window row {o} covers no input row");
+        }
+        for o in 0..ow {
+            let (lo, hi) = tap_range(o, g.stride[1], g.dilation[1], g.pad_before[1], g.kernel[1], w);
+            assert!(lo < hi, "window column {o} covers no input column");
+        }
+        if let PoolOp::Avg(d) = op {
+            assert_eq!(g.dilation, [1, 1], "average pooling has no dilation");
+            assert_ne!(d, Divisor::Override(0), "zero divisor");
+        }
+        // Vector lanes hold i32 plane indices.
+        let mut isa = runnable(isa);
+        if h * w > i32::MAX as usize {
+            isa = Isa::Scalar;
+        }
+        let sw = g.stride[1];
+        let (lanes, (max, max_idx, avg)) = isa_window_fns(isa, sw).unwrap_or_else(|| {
+            isa = Isa::Scalar;
+            isa_window_fns(Isa::Scalar, 0).expect("scalar covers every stride")
+        });
+        let extra = usize::from(isa != Isa::Scalar && sw == 2);
+        PoolKernel { op, win: Window::new(g, lanes, extra), isa, max, max_idx, avg }
+    }
+
+    /// The geometry.
+    pub fn geometry(&self) -> &PoolGeometry {
+        &self.win.g
+    }
+
+    /// The ISA whose shell runs.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// A description of the path, e.g. `"maxpool avx512 s2"`.
+    pub fn path(&self) -> String {
+        let kind = match self.op {
+            PoolOp::Max => "maxpool",
+            PoolOp::Avg(_) => "avgpool",
+        };
+        let g = &self.win.g;
+        let interior = if self.win.lo < self.win.hi { "" } else { " border-only" };
+        format!("{kind} {} s{}{interior}", self.isa, g.stride[1])
+    }
+
+    /// Pools whole planes: `x` holds `P` planes of `H x W`, `y` (and `idx`,
+    /// max pooling only) `P` planes of `OH x OW`. Indices are flat within
+    /// each input plane, `h * W + w`.
+    ///
+    /// # Panics
+    /// If the lengths disagree with the geometry, or indices are asked of an
+    /// average.
+    pub fn run(&self, x: &[f32], y: &mut [f32], idx: Option<&mut [i64]>) {
+        let g = &self.win.g;
+        let (plane_in, plane_out) = (g.in_hw[0] * g.in_hw[1], g.out_hw[0] * g.out_hw[1]);
+        assert_eq!(x.len() % plane_in, 0, "input is not whole planes");
+        let planes = x.len() / plane_in;
+        assert_eq!(Some(y.len()), planes.checked_mul(plane_out), "output length");
+        let idx_ptr = match idx {
+            Some(i) => {
+                assert_eq!(i.len(), y.len(), "index length");
+                assert_eq!(self.op, PoolOp::Max, "indices of an average");
+                i.as_mut_ptr()
+            }
+            None => std::ptr::null_mut(),
+        };
+        // SAFETY: the lengths were checked above; the window was built for the
+        // shell's lane count and stride class; the shell's ISA is supported
+        // (`runnable`); plane indices fit i32 or the shell is scalar (i64).
+        unsafe {
+            match self.op {
+                PoolOp::Max if idx_ptr.is_null() => (self.max)(&self.win, x.as_ptr(), y.as_mut_ptr(), idx_ptr, planes),
+                PoolOp::Max => (self.max_idx)(&self.win, x.as_ptr(), y.as_mut_ptr(), idx_ptr, planes),
+                PoolOp::Avg(d) => (self.avg)(&self.win, d, x.as_ptr(), y.as_mut_ptr(), planes),
+            }
+        }
+    }
+}
+
+/// Global average (`max == false`) or maximum of each plane of `len` floats
+/// in `x`, written to `y` (one per plane), on `isa` (scalar if unsupported).
+///
+/// # Panics
+/// If `len == 0` or the lengths disagree.
+pub fn global_pool(isa: Isa, max: bool, x: &[f32], len: usize, y: &mut [f32]) {
+    assert!(len > 0, "empty plane");
+    assert_eq!(Some(x.len()), y.len().checked_mul(len), "input length vs planes");
+    let (avg_fn, max_fn) = isa_global_fns(runnable(isa));
+    let f = if max { max_fn } else { avg_fn };
+    // SAFETY: x holds y.len() planes of len floats; the ISA is supported.
+    unsafe { f(x.as_ptr(), len, y.as_mut_ptr(), y.len()) }
+}

@@ -1,0 +1,309 @@
+//! The convolution backward passes: gradients with respect to the input
+//! (GEMM of the transposed weights with dY, then a tiled col2im), the
+//! weights (dY times the transposed im2col gather, reduced in a fixed order)
+//! and the bias.
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+use receptive_kernels::MatMut;
+use receptive_kernels::col2im::{PatchGeometry, col2im_add};
+use receptive_kernels::gemm::{ASource, Bias, Epilogue, Gemm, PackedA};
+use receptive_kernels::im2col_t::Im2colT;
+
+use crate::error::{Error, Result, check_len};
+use crate::gemm::active_gemm;
+use crate::params::Conv2dParams;
+use crate::reference::check_dy_shape;
+use receptive_kernels::MatRef;
+
+/// Rows `(c, ky, kx)` of one channel block of the column tile: enough to
+/// keep the microkernel busy, few enough that the tile (rows x pixels)
+/// stays in L2 next to the packed weights.
+const BLOCK_ROWS: usize = 256;
+/// Floats of one column tile (256 KiB).
+const TILE_FLOATS: usize = 1 << 16;
+
+fn geometry(p: &Conv2dParams, input: [usize; 2], output: [usize; 2]) -> PatchGeometry {
+    PatchGeometry {
+        input,
+        output,
+        kernel: p.kernel,
+        stride: p.stride,
+        dilation: p.dilation,
+        pad: [p.padding.top, p.padding.left],
+    }
+}
+
+thread_local! {
+    /// Per-thread column tile, reused across tasks and calls.
+    static COLS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The input gradient of a convolution with its transposed weights packed
+/// once: build it once per layer, run it every training step.
+///
+/// ```
+/// use receptive::{Conv2dBackwardDataPlan, Conv2dParams};
+/// // A 2x2 filter of ones over a 3x3 input: the centre feeds all four outputs.
+/// let p = Conv2dParams::new(1, 1, [2, 2]);
+/// let plan = Conv2dBackwardDataPlan::new(&p, &[1.0; 4])?;
+/// let mut dx = vec![0.0; 9];
+/// plan.run(&[1.0; 4], [1, 1, 2, 2], [1, 1, 3, 3], &mut dx)?;
+/// assert_eq!(dx, [1.0, 2.0, 1.0, 2.0, 4.0, 2.0, 1.0, 2.0, 1.0]);
+/// # Ok::<(), receptive::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Conv2dBackwardDataPlan {
+    params: Conv2dParams,
+    gemm: &'static Gemm,
+    /// Input channels per block (the last block of a group may be shorter).
+    block: usize,
+    blocks_per_group: usize,
+    /// `W_g^T` rows of each (group, channel block), group-major.
+    packed: Vec<PackedA>,
+}
+
+impl Conv2dBackwardDataPlan {
+    /// Validates the parameters and the weights `[K, C/groups, FH, FW]` and
+    /// packs the transposed weights of each group.
+    pub fn new(params: &Conv2dParams, w: &[f32]) -> Result<Self> {
+        params.validate()?;
+        check_len("weights", w.len(), &params.weight_shape())?;
+        let gemm = active_gemm();
+        let [k, cg, fh, fw] = params.weight_shape();
+        let (taps, kg) = (fh * fw, k / params.groups);
+        // Channel blocks: about BLOCK_ROWS rows each, and at least four per
+        // group when the group is wide enough, so one image still feeds
+        // several threads (blocks write disjoint input channels).
+        let block = (BLOCK_ROWS / taps).clamp(1, cg.div_ceil(4).max(1));
+        let blocks_per_group = cg.div_ceil(block);
+        let block = cg.div_ceil(blocks_per_group);
+        let mut packed = Vec::with_capacity(params.groups * blocks_per_group);
+        for g in 0..params.groups {
+            for c0 in (0..cg).step_by(block) {
+                let chans = block.min(cg - c0);
+                // W_g^T restricted to channels c0..c0+chans: row (c, ky, kx),
+                // column f, at w[(f*C/g + c)*taps + t].
+                let wt = MatRef::new(&w[(g * kg * cg + c0) * taps..], chans * taps, kg, 1, cg * taps)?;
+                packed.push(PackedA::new(gemm, wt));
+            }
+        }
+        Ok(Conv2dBackwardDataPlan { params: *params, gemm, block, blocks_per_group, packed })
+    }
+
+    /// The parameters the plan was built for.
+    pub fn params(&self) -> &Conv2dParams {
+        &self.params
+    }
+
+    /// Writes the input gradient for the output gradient `dy` (the forward
+    /// output's shape for an input of `x_shape`) into `dx` (`x_shape`).
+    pub fn run(&self, dy: &[f32], dy_shape: [usize; 4], x_shape: [usize; 4], dx: &mut [f32]) -> Result<()> {
+        check_dy_shape(&self.params, x_shape, dy_shape)?;
+        check_len("output gradient", dy.len(), &dy_shape)?;
+        check_len("input gradient", dx.len(), &x_shape)?;
+        self.run_unchecked(dy, dy_shape, [x_shape[2], x_shape[3]], dx, None);
+        Ok(())
+    }
+
+    /// The input gradient for a `dy` of `dy_shape` into a `dx` of planes
+    /// `input`, each channel starting from its `init` value (or zero). The
+    /// caller has checked the channels and lengths; the output plane may be
+    /// smaller than the forward output (transposed convolution with output
+    /// padding), taps outside it are skipped.
+    pub(crate) fn run_unchecked(
+        &self,
+        dy: &[f32],
+        dy_shape: [usize; 4],
+        input: [usize; 2],
+        dx: &mut [f32],
+        init: Option<&[f32]>,
+    ) {
+        let p = &self.params;
+        let [n, k, oh, ow] = dy_shape;
+        let [_, cg, fh, fw] = p.weight_shape();
+        let (groups, kg, taps) = (p.groups, k / p.groups, fh * fw);
+        let (plane, pixels) = (input[0] * input[1], oh * ow);
+        let geom = geometry(p, input, [oh, ow]);
+        // 1x1, stride 1, no leading padding, same plane: col2im is the identity.
+        let direct = taps == 1 && p.stride == [1, 1] && geom.pad == [0, 0] && input == [oh, ow];
+        let mut tasks = Vec::with_capacity(n * groups * self.blocks_per_group);
+        for (ng, image_group) in dx.chunks_mut(cg * plane).enumerate() {
+            for (b, chunk) in image_group.chunks_mut(self.block * plane).enumerate() {
+                tasks.push((ng / groups, ng % groups, b, chunk));
+            }
+        }
+        tasks.into_par_iter().for_each(|(img, g, b, dxb)| {
+            let chans = dxb.len() / plane;
+            let c0 = g * cg + b * self.block;
+            let bias = init.map(|v| &v[c0..c0 + chans]);
+            let a = ASource::Packed(&self.packed[g * self.blocks_per_group + b]);
+            let dyg = &dy[(img * k + g * kg) * pixels..];
+            let gemm_into = |p0: usize, len: usize, c: MatMut<'_>, bias: Bias<'_>| {
+                let dyt = MatRef::new(&dyg[p0..], kg, len, pixels, 1).expect("dY tile inside dY");
+                self.gemm.run(1.0, a, &dyt, 0.0, c, &Epilogue { bias, clamp: None });
+            };
+            if direct {
+                let c = MatMut::new(dxb, chans, pixels, pixels, 1).expect("dX block is chans x pixels");
+                gemm_into(0, pixels, c, bias.map_or(Bias::None, Bias::PerRow));
+                return;
+            }
+            match bias {
+                Some(bias) => dxb.chunks_exact_mut(plane).zip(bias).for_each(|(d, &v)| d.fill(v)),
+                None => dxb.fill(0.0),
+            }
+            let rows = chans * taps;
+            let nt = (TILE_FLOATS / rows).max(16).min(pixels);
+            COLS.with(|cols| {
+                let mut cols = cols.borrow_mut();
+                if cols.len() < rows * nt {
+                    cols.resize(rows * nt, 0.0);
+                }
+                for p0 in (0..pixels).step_by(nt) {
+                    let len = nt.min(pixels - p0);
+                    let tile = &mut cols[..rows * len];
+                    gemm_into(p0, len, MatMut::new(tile, rows, len, len, 1).expect("tile is rows x len"), Bias::None);
+                    col2im_add(&geom, tile, p0, len, chans, dxb);
+                }
+            });
+        });
+    }
+}
+
+/// Gradient of [`conv2d`](crate::reference::conv2d) with respect to its
+/// input: `dy` has the forward output's shape for an input of `x_shape`, the
+/// result has `x_shape`. For repeated calls with the same weights build a
+/// [`Conv2dBackwardDataPlan`].
+///
+/// ```
+/// use receptive::{conv2d_backward_data, Conv2dParams};
+/// let p = Conv2dParams::new(1, 1, [2, 2]);
+/// let dx = conv2d_backward_data(&[1.0; 4], [1, 1, 2, 2], &[1.0; 4], &p, [1, 1, 3, 3])?;
+/// assert_eq!(dx, [1.0, 2.0, 1.0, 2.0, 4.0, 2.0, 1.0, 2.0, 1.0]);
+/// # Ok::<(), receptive::Error>(())
+/// ```
+pub fn conv2d_backward_data(
+    dy: &[f32],
+    dy_shape: [usize; 4],
+    w: &[f32],
+    p: &Conv2dParams,
+    x_shape: [usize; 4],
+) -> Result<Vec<f32>> {
+    check_dy_shape(p, x_shape, dy_shape)?;
+    check_len("output gradient", dy.len(), &dy_shape)?;
+    let plan = Conv2dBackwardDataPlan::new(p, w)?;
+    let mut dx = vec![0.0; x_shape.iter().product()];
+    plan.run_unchecked(dy, dy_shape, [x_shape[2], x_shape[3]], &mut dx, None);
+    Ok(dx)
+}
+
+/// Gradient of [`conv2d`](crate::reference::conv2d) with respect to its
+/// weights: `dW = dY x im2col(X)^T`, summed over the batch and every output
+/// pixel. `dy` has the forward output's shape for an input of `x_shape`; the
+/// result has the weight shape `[K, C/groups, FH, FW]`.
+///
+/// The reduction is split into a number of parts fixed by the thread count
+/// of the current rayon pool; their partial sums are added in a fixed order,
+/// so the result is bitwise the same run to run for a given thread count.
+///
+/// ```
+/// use receptive::{conv2d_backward_weights, Conv2dParams};
+/// let p = Conv2dParams::new(1, 1, [2, 2]);
+/// let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+/// let dw = conv2d_backward_weights(&x, [1, 1, 3, 3], &[1.0; 4], &p)?;
+/// assert_eq!(dw, [12.0, 16.0, 24.0, 28.0]);
+/// # Ok::<(), receptive::Error>(())
+/// ```
+pub fn conv2d_backward_weights(x: &[f32], x_shape: [usize; 4], dy: &[f32], p: &Conv2dParams) -> Result<Vec<f32>> {
+    let dy_shape = p.output_shape(x_shape)?;
+    check_len("input", x.len(), &x_shape)?;
+    check_len("output gradient", dy.len(), &dy_shape)?;
+    let gemm = active_gemm();
+    let [n, c, h, w] = x_shape;
+    let [_, k, oh, ow] = dy_shape;
+    let [_, cg, fh, fw] = p.weight_shape();
+    let (groups, kg, cols) = (p.groups, k / p.groups, cg * fh * fw);
+    let (plane, pixels) = (h * w, oh * ow);
+    let geom = geometry(p, [h, w], [oh, ow]);
+    let group_len = kg * cols;
+    // Enough independent groups keep every thread busy; otherwise split the
+    // reduction over (image, pixel) into one part per thread.
+    let threads = rayon::current_num_threads();
+    let total = n * pixels;
+    let parts = if groups >= 2 * threads { 1 } else { threads.min(total) };
+    let mut partial = vec![0.0f32; parts * groups * group_len];
+    partial.par_chunks_mut(group_len).enumerate().for_each(|(i, dwg)| {
+        let (part, g) = (i / groups, i % groups);
+        let (start, end) = (part * total / parts, (part + 1) * total / parts);
+        let mut beta = 0.0;
+        let mut r = start;
+        while r < end {
+            let (img, p0) = (r / pixels, r % pixels);
+            let len = (pixels - p0).min(end - r);
+            let a =
+                MatRef::new(&dy[(img * k + g * kg) * pixels + p0..], kg, len, pixels, 1).expect("dY tile inside dY");
+            let b = Im2colT::new(&x[(img * c + g * cg) * plane..], geom, cg, p0, len);
+            let dst = MatMut::new(dwg, kg, cols, cols, 1).expect("dW_g is K/g x cols");
+            gemm.run(1.0, ASource::Strided(a), &b, beta, dst, &Epilogue::default());
+            beta = 1.0;
+            r += len;
+        }
+    });
+    if parts == 1 {
+        return Ok(partial);
+    }
+    // Fixed-order reduction of the parts: dw = ((p0 + p1) + p2) + ...
+    let len = groups * group_len;
+    let (dw, rest) = partial.split_at_mut(len);
+    dw.par_chunks_mut(4096).enumerate().for_each(|(i, out)| {
+        for part in rest.chunks_exact(len) {
+            for (o, v) in out.iter_mut().zip(&part[i * 4096..]) {
+                *o += *v;
+            }
+        }
+    });
+    partial.truncate(len);
+    Ok(partial)
+}
+
+/// Checks a bias-gradient shape: every dimension at least 1.
+pub(crate) fn check_bias_grad_shape(dy_shape: [usize; 4]) -> Result<()> {
+    for (name, v) in ["batch size", "output channels", "output height", "output width"].iter().zip(dy_shape) {
+        if v == 0 {
+            return Err(Error::invalid(format!("output gradient {name}"), 0, "must be at least 1"));
+        }
+    }
+    Ok(())
+}
+
+/// Gradient of a convolution's bias: the sum of each output channel of `dy`
+/// (`[N, K, OH, OW]`) over the batch and the plane, in a fixed order.
+///
+/// ```
+/// let db = receptive::conv2d_backward_bias(&[1.0, 2.0, 3.0, 4.0], [2, 1, 1, 2])?;
+/// assert_eq!(db, [10.0]);
+/// # Ok::<(), receptive::Error>(())
+/// ```
+pub fn conv2d_backward_bias(dy: &[f32], dy_shape: [usize; 4]) -> Result<Vec<f32>> {
+    check_bias_grad_shape(dy_shape)?;
+    check_len("output gradient", dy.len(), &dy_shape)?;
+    let [n, k, oh, ow] = dy_shape;
+    let plane = oh * ow;
+    Ok((0..k)
+        .into_par_iter()
+        .map(|f| {
+            // Eight running sums (vectorizable, and shorter chains than one).
+            let mut acc = [0.0f32; 8];
+            for img in 0..n {
+                let src = &dy[(img * k + f) * plane..][..plane];
+                let mut chunks = src.chunks_exact(8);
+                for ch in &mut chunks {
+                    acc.iter_mut().zip(ch).for_each(|(a, v)| *a += *v);
+                }
+                acc.iter_mut().zip(chunks.remainder()).for_each(|(a, v)| *a += *v);
+            }
+            acc.iter().sum::<f32>()
+        })
+        .collect())
+}

@@ -1,0 +1,250 @@
+//! The public `sgemm` against `reference::sgemm` over random shapes,
+//! strides (transposes included), alpha, beta, bias and activation; the
+//! parallel split against the single-threaded run; a large product against
+//! matrixmultiply.
+
+use proptest::prelude::*;
+use receptive::{Activation, Bias, MatMut, MatRef, reference, sgemm};
+
+/// Deterministic pseudo-random values in [-1, 1).
+fn fill(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 23) as f32) - 1.0
+        })
+        .collect()
+}
+
+/// A strided layout of an `rows x cols` matrix: row- or column-major, with
+/// `pad` unused elements after each run of the inner axis.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    col_major: bool,
+    pad: usize,
+}
+
+impl Layout {
+    /// (row stride, column stride, slice length).
+    fn strides(self, rows: usize, cols: usize) -> (usize, usize, usize) {
+        if self.col_major {
+            let ld = (rows + self.pad).max(1);
+            (1, ld, ld * cols)
+        } else {
+            let ld = (cols + self.pad).max(1);
+            (ld, 1, ld * rows)
+        }
+    }
+}
+
+fn layout() -> impl Strategy<Value = Layout> {
+    (any::<bool>(), prop_oneof![Just(0usize), 1usize..6]).prop_map(|(col_major, pad)| Layout { col_major, pad })
+}
+
+#[derive(Clone, Debug)]
+struct Problem {
+    m: usize,
+    n: usize,
+    k: usize,
+    la: Layout,
+    lb: Layout,
+    lc: Layout,
+    alpha: f32,
+    beta: f32,
+    bias: u8,
+    act: Activation,
+    seed: u64,
+}
+
+fn problem(max: usize) -> impl Strategy<Value = Problem> {
+    let act = prop_oneof![
+        Just(Activation::None),
+        Just(Activation::Relu),
+        (-1.0f32..0.0, 0.0f32..1.0).prop_map(|(min, max)| Activation::Clamp { min, max }),
+    ];
+    (
+        (0..max, 0..max, 0..max),
+        (layout(), layout(), layout()),
+        (-2.0f32..2.0, prop_oneof![Just(0.0f32), Just(1.0f32), -1.5f32..1.5]),
+        (0u8..3, act, any::<u64>()),
+    )
+        .prop_map(|((m, n, k), (la, lb, lc), (alpha, beta), (bias, act, seed))| Problem {
+            m,
+            n,
+            k,
+            la,
+            lb,
+            lc,
+            alpha,
+            beta,
+            bias,
+            act,
+            seed,
+        })
+}
+
+/// Runs `p` through `sgemm` and the reference and compares, with the
+/// tolerance of each output derived from the absolute sum of its terms
+/// (the reference run on |A|, |B|, |C|, |bias|).
+fn check(p: &Problem) -> Result<(), TestCaseError> {
+    let Problem { m, n, k, la, lb, lc, alpha, beta, bias, act, seed } = p.clone();
+    let (rsa, csa, lena) = la.strides(m, k);
+    let (rsb, csb, lenb) = lb.strides(k, n);
+    let (rsc, csc, lenc) = lc.strides(m, n);
+    let a = fill(lena, seed);
+    let b = fill(lenb, seed ^ 1);
+    let mut c0 = fill(lenc, seed ^ 2);
+    if beta == 0.0 {
+        c0.iter_mut().step_by(2).for_each(|x| *x = f32::NAN);
+    }
+    let bias_v = fill(m.max(n), seed ^ 3);
+    fn bias_of(kind: u8, v: &[f32], m: usize, n: usize) -> Bias<'_> {
+        match kind {
+            1 => Bias::PerRow(&v[..m]),
+            2 => Bias::PerCol(&v[..n]),
+            _ => Bias::None,
+        }
+    }
+    let av = MatRef::new(&a, m, k, rsa, csa).unwrap();
+    let bv = MatRef::new(&b, k, n, rsb, csb).unwrap();
+    let (mut got, mut want) = (c0.clone(), c0.clone());
+    sgemm(alpha, av, bv, beta, MatMut::new(&mut got, m, n, rsc, csc).unwrap(), bias_of(bias, &bias_v, m, n), act)
+        .unwrap();
+    reference::sgemm(
+        alpha,
+        av,
+        bv,
+        beta,
+        MatMut::new(&mut want, m, n, rsc, csc).unwrap(),
+        bias_of(bias, &bias_v, m, n),
+        act,
+    )
+    .unwrap();
+
+    let abs = |v: &[f32]| v.iter().map(|x| if x.is_nan() { 0.0 } else { x.abs() }).collect::<Vec<f32>>();
+    let (aa, ba, mut bound, biasa) = (abs(&a), abs(&b), abs(&c0), abs(&bias_v));
+    reference::sgemm(
+        alpha.abs(),
+        MatRef::new(&aa, m, k, rsa, csa).unwrap(),
+        MatRef::new(&ba, k, n, rsb, csb).unwrap(),
+        beta.abs(),
+        MatMut::new(&mut bound, m, n, rsc, csc).unwrap(),
+        bias_of(bias, &biasa, m, n),
+        Activation::None,
+    )
+    .unwrap();
+    for i in 0..m {
+        for j in 0..n {
+            let at = i * rsc + j * csc;
+            let (g, w) = (got[at], want[at]);
+            let tol = reference::tolerance(k, bound[at]);
+            prop_assert!((g - w).abs() <= tol, "{p:?}: C[{i},{j}] = {g}, want {w} (tol {tol})");
+        }
+    }
+    // Elements outside the view are untouched.
+    let inside: std::collections::HashSet<usize> =
+        (0..m).flat_map(|i| (0..n).map(move |j| i * rsc + j * csc)).collect();
+    for (at, (g, c)) in got.iter().zip(&c0).enumerate() {
+        if !inside.contains(&at) {
+            prop_assert!(g.to_bits() == c.to_bits(), "{p:?}: wrote outside C at {at}");
+        }
+    }
+    Ok(())
+}
+
+fn cases(default: u32) -> ProptestConfig {
+    let n = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    ProptestConfig::with_cases(n)
+}
+
+proptest! {
+    #![proptest_config(cases(64))]
+
+    #[test]
+    fn sgemm_matches_reference(p in problem(40)) {
+        check(&p)?;
+    }
+
+    /// Products big enough to cross the KC block, several MC blocks and the
+    /// parallel threshold.
+    #[test]
+    fn larger_sgemm_matches_reference(p in problem(200)) {
+        check(&p)?;
+    }
+}
+
+/// Splitting C across threads must give bit-identical results: the split
+/// never cuts the reduction, so each element sums in the same order.
+#[test]
+fn parallel_split_is_bit_identical_to_one_thread() {
+    let (m, n, k) = (301, 263, 310);
+    let a = fill(m * k, 7);
+    let b = fill(k * n, 8);
+    let bias = fill(m, 9);
+    let run = |threads: usize| {
+        let mut c = fill(m * n, 10);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            sgemm(
+                1.5,
+                MatRef::new(&a, m, k, 1, m).unwrap(),
+                MatRef::new(&b, k, n, n, 1).unwrap(),
+                0.5,
+                MatMut::new(&mut c, m, n, n, 1).unwrap(),
+                Bias::PerRow(&bias),
+                Activation::Clamp { min: -3.0, max: 3.0 },
+            )
+        })
+        .unwrap();
+        c
+    };
+    let one = run(1);
+    for threads in [2, 3, 4] {
+        assert!(one == run(threads), "{threads} threads differ from one");
+    }
+}
+
+/// A large product (several KC, MC and NC blocks, two threads) against
+/// matrixmultiply, an independent blocked SGEMM.
+#[test]
+fn large_sgemm_matches_matrixmultiply() {
+    let (m, n, k) = (517, 1100, 1031);
+    let a = fill(m * k, 11);
+    let b = fill(k * n, 12);
+    let mut got = vec![0.0f32; m * n];
+    let mut want = vec![0.0f32; m * n];
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    // A transposed in memory (column-major), B and C row-major.
+    let av = MatRef::new(&a, m, k, 1, m).unwrap();
+    let bv = MatRef::new(&b, k, n, n, 1).unwrap();
+    pool.install(|| sgemm(1.0, av, bv, 0.0, MatMut::new(&mut got, m, n, n, 1).unwrap(), Bias::None, Activation::None))
+        .unwrap();
+    // SAFETY: the pointers and strides describe the three slices above
+    // exactly (A m x k column-major, B k x n and C m x n row-major), and C
+    // does not overlap A or B.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            1,
+            m as isize,
+            b.as_ptr(),
+            n as isize,
+            1,
+            0.0,
+            want.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+    // |a|, |b| < 1: each output's absolute sum is below k; both sides
+    // round, so allow the tolerance twice.
+    let tol = 2.0 * reference::tolerance(k, k as f32);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!((g - w).abs() <= tol, "at {i}: {g} vs matrixmultiply {w}");
+    }
+}
