@@ -86,12 +86,20 @@ impl Depthwise {
         }
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
+            let Scratch { plane, zeroed_for } = &mut *s;
             let (rows, cols) = padded_dims(g);
-            if s.len() < rows * cols {
-                s.resize(rows * cols, 0.0);
+            if plane.len() < rows * cols {
+                plane.resize(rows * cols, 0.0);
+                *zeroed_for = None;
             }
-            let padded = &mut s[..rows * cols];
-            fill_padded(x, g, cols, padded);
+            let padded = &mut plane[..rows * cols];
+            // Consecutive planes of a layer share the geometry, so the zero
+            // border written for the first one is still in place.
+            if *zeroed_for != Some(*g) {
+                padded.fill(0.0);
+                *zeroed_for = Some(*g);
+            }
+            copy_interior(x, g, cols, padded);
             let mut job = Job { padded, pitch: cols, g: *g, w, bias, clamp, y };
             job.check();
             // SAFETY: `for_isa` only hands out kernels this CPU supports, and
@@ -102,7 +110,7 @@ impl Depthwise {
 }
 
 thread_local! {
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch { plane: Vec::new(), zeroed_for: None }) };
 }
 
 /// Rows and row pitch of the zero-bordered plane: every tap of every output
@@ -114,17 +122,19 @@ fn padded_dims(g: &Geometry) -> (usize, usize) {
     (rows, cols)
 }
 
-/// Copies `x` into `dst` (rows of `pitch`) at (pad_top, pad_left), zeros elsewhere.
-fn fill_padded(x: &[f32], g: &Geometry, pitch: usize, dst: &mut [f32]) {
-    for (r, row) in dst.chunks_exact_mut(pitch).enumerate() {
-        match r.checked_sub(g.pad_top).filter(|&y| y < g.h) {
-            Some(y) => {
-                row[..g.pad_left].fill(0.0);
-                row[g.pad_left..g.pad_left + g.w].copy_from_slice(&x[y * g.w..(y + 1) * g.w]);
-                row[g.pad_left + g.w..].fill(0.0);
-            }
-            None => row.fill(0.0),
-        }
+/// Per-thread bordered plane, and the geometry whose zero border it holds
+/// (only the interior changes between planes of one layer).
+struct Scratch {
+    plane: Vec<f32>,
+    zeroed_for: Option<Geometry>,
+}
+
+/// Copies `x` into `dst` (rows of `pitch`) at (pad_top, pad_left); the
+/// border around it is left as it is (zero).
+fn copy_interior(x: &[f32], g: &Geometry, pitch: usize, dst: &mut [f32]) {
+    let rows = dst[g.pad_top * pitch..].chunks_exact_mut(pitch);
+    for (row, src) in rows.zip(x.chunks_exact(g.w)) {
+        row[g.pad_left..g.pad_left + g.w].copy_from_slice(src);
     }
 }
 
