@@ -4,11 +4,12 @@
 //!
 //! Baselines in the same run: the textbook lowering, a whole im2col matrix
 //! built per call and one `sgemm` over it (single thread), which is what the
-//! tiled gather replaces; and candle-core's `Tensor::conv2d` (no bias or
-//! activation; it has no fused ones) at 1 and 2 threads. Each layer's
-//! workspace is printed once.
+//! tiled gather replaces; and, with `--features candle`, candle-core's
+//! `Tensor::conv2d` (no bias or activation; it has no fused ones) at 1 and 2
+//! threads. Each layer's workspace is printed once.
 //!
-//! `cargo bench --bench conv2d -- --test` runs every case once as a smoke test.
+//! `cargo bench --bench conv2d -- --test` runs every case once as a smoke test;
+//! `cargo bench --features candle --bench conv2d` adds the candle peer.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use receptive::{Activation, Bias, Conv2dParams, Conv2dPlan, MatMut, MatRef, sgemm};
@@ -85,13 +86,8 @@ fn conv2d(c: &mut Criterion) {
                 b.iter(|| pool.install(|| plan.run(&x, shape, &mut y).unwrap()))
             });
         }
-        let xt = candle_core::Tensor::from_slice(&x, &shape, &candle_core::Device::Cpu).unwrap();
-        let wt = candle_core::Tensor::from_slice(&w, &p.weight_shape(), &candle_core::Device::Cpu).unwrap();
-        for (threads, pool) in &pools {
-            g.bench_with_input(BenchmarkId::new(format!("candle_{threads}t"), name), &shape, |b, _| {
-                b.iter(|| pool.install(|| xt.conv2d(&wt, *pad, *s, 1, *groups).unwrap()))
-            });
-        }
+        #[cfg(feature = "candle")]
+        candle_peer(&mut g, &pools, name, shape, &x, &w, &p);
         if *groups == 1 {
             let [n, kk, oh, ow] = out;
             let kred = shape[1] * f * f;
@@ -112,6 +108,27 @@ fn conv2d(c: &mut Criterion) {
         }
     }
     g.finish();
+}
+
+/// candle-core's `Tensor::conv2d` on the same layer, at 1 and 2 threads.
+#[cfg(feature = "candle")]
+fn candle_peer(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    pools: &[(usize, rayon::ThreadPool)],
+    name: &str,
+    shape: [usize; 4],
+    x: &[f32],
+    w: &[f32],
+    p: &Conv2dParams,
+) {
+    use candle_core::{Device, Tensor};
+    let xt = Tensor::from_slice(x, &shape, &Device::Cpu).unwrap();
+    let wt = Tensor::from_slice(w, &p.weight_shape(), &Device::Cpu).unwrap();
+    for (threads, pool) in pools {
+        g.bench_with_input(BenchmarkId::new(format!("candle_{threads}t"), name), &shape, |b, _| {
+            b.iter(|| pool.install(|| xt.conv2d(&wt, p.padding.top, p.stride[0], p.dilation[0], p.groups).unwrap()))
+        });
+    }
 }
 
 criterion_group!(benches, conv2d);

@@ -51,7 +51,8 @@ def pool(kind=0, n=1, c=2, h=12, w=12, kh=3, kw=3, sh=2, sw=2, dh=0, dw=0, pad=(
 
 def sgemm(m=4, n=4, k=4, layout=(0, 0, 0), short=(0x80, 0x80, 0x80), alpha=0, beta=1, bias=0, act=0, specials=0,
           seed=1):
-    # alpha/beta index [1, 0, -1, 0.5, 2, -0.375, NaN, inf]; layout bit 0 column-major, bits 1..3 ld padding.
+    # alpha (mod 7) / beta (mod 8) index [1, 0, -1, 0.5, 2, -0.375, NaN, inf]; layout bit 0 column-major,
+    # bits 1..3 ld padding.
     return u8s(m, n, k, *layout, *short, alpha, beta, bias, act, specials) + u64(seed)
 
 
@@ -133,7 +134,10 @@ SEEDS = {
         "bias_wrong_length": sgemm(bias=3),
         "invalid_clamp": sgemm(act=3),
         "alpha_nan": sgemm(alpha=6),
-        "alpha_inf_beta_half": sgemm(alpha=7, beta=3),
+        "beta_inf_alpha_half": sgemm(alpha=3, beta=7),
+        # The crash-8c4a00a7 input (alpha inf then; 255 % 7 picks 0.5 now): denormal products.
+        "denormal_products": sgemm(m=33, n=36, k=1, layout=(22, 0, 4), short=(0, 0, 0), alpha=255, beta=0, bias=22,
+                                   specials=1, seed=1262720417281),
         "empty_m": sgemm(m=0),
     },
 }

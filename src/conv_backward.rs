@@ -7,7 +7,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 use receptive_kernels::MatMut;
-use receptive_kernels::col2im::{PatchGeometry, col2im_add};
+use receptive_kernels::col2im::{PatchGeometry, col2im_add, correlate_plane_add, scatter_plane_add};
 use receptive_kernels::gemm::{ASource, Bias, Epilogue, Gemm, PackedA};
 use receptive_kernels::im2col_t::Im2colT;
 
@@ -60,8 +60,17 @@ pub struct Conv2dBackwardDataPlan {
     /// Input channels per block (the last block of a group may be shorter).
     block: usize,
     blocks_per_group: usize,
-    /// `W_g^T` rows of each (group, channel block), group-major.
-    packed: Vec<PackedA>,
+    weights: Weights,
+}
+
+/// The weights as the backward-data pass reads them.
+#[derive(Debug)]
+enum Weights {
+    /// `W_g^T` rows of each (group, channel block), group-major, for the GEMM.
+    Packed(Vec<PackedA>),
+    /// One input channel per group (depthwise): the filters as given, for
+    /// the direct scatter, which beats a GEMM whose rows are the taps.
+    Direct(Vec<f32>),
 }
 
 impl Conv2dBackwardDataPlan {
@@ -79,6 +88,10 @@ impl Conv2dBackwardDataPlan {
         let block = (BLOCK_ROWS / taps).clamp(1, cg.div_ceil(4).max(1));
         let blocks_per_group = cg.div_ceil(block);
         let block = cg.div_ceil(blocks_per_group);
+        if cg == 1 {
+            let weights = Weights::Direct(w.to_vec());
+            return Ok(Conv2dBackwardDataPlan { params: *params, gemm, block, blocks_per_group, weights });
+        }
         let mut packed = Vec::with_capacity(params.groups * blocks_per_group);
         for g in 0..params.groups {
             for c0 in (0..cg).step_by(block) {
@@ -89,7 +102,8 @@ impl Conv2dBackwardDataPlan {
                 packed.push(PackedA::new(gemm, wt));
             }
         }
-        Ok(Conv2dBackwardDataPlan { params: *params, gemm, block, blocks_per_group, packed })
+        let weights = Weights::Packed(packed);
+        Ok(Conv2dBackwardDataPlan { params: *params, gemm, block, blocks_per_group, weights })
     }
 
     /// The parameters the plan was built for.
@@ -138,8 +152,20 @@ impl Conv2dBackwardDataPlan {
             let chans = dxb.len() / plane;
             let c0 = g * cg + b * self.block;
             let bias = init.map(|v| &v[c0..c0 + chans]);
-            let a = ASource::Packed(&self.packed[g * self.blocks_per_group + b]);
             let dyg = &dy[(img * k + g * kg) * pixels..];
+            let packed = match &self.weights {
+                Weights::Packed(packed) => &packed[g * self.blocks_per_group + b],
+                Weights::Direct(w) => {
+                    dxb.fill(bias.map_or(0.0, |v| v[0]));
+                    for (dyk, wk) in
+                        dyg.chunks_exact(pixels).zip(w[g * kg * taps..(g + 1) * kg * taps].chunks_exact(taps))
+                    {
+                        scatter_plane_add(&geom, dyk, wk, dxb);
+                    }
+                    return;
+                }
+            };
+            let a = ASource::Packed(packed);
             let gemm_into = |p0: usize, len: usize, c: MatMut<'_>, bias: Bias<'_>| {
                 let dyt = MatRef::new(&dyg[p0..], kg, len, pixels, 1).expect("dY tile inside dY");
                 self.gemm.run(1.0, a, &dyt, 0.0, c, &Epilogue { bias, clamp: None });
@@ -226,6 +252,19 @@ pub fn conv2d_backward_weights(x: &[f32], x_shape: [usize; 4], dy: &[f32], p: &C
     let (groups, kg, cols) = (p.groups, k / p.groups, cg * fh * fw);
     let (plane, pixels) = (h * w, oh * ow);
     let geom = geometry(p, [h, w], [oh, ow]);
+    if cg == 1 {
+        // One input channel per group: each filter's taps are independent
+        // dot products, summed over the images in order.
+        let mut dw = vec![0.0f32; p.weight_count()];
+        dw.par_chunks_mut(cols).enumerate().for_each(|(f, dwf)| {
+            let g = f / kg;
+            for img in 0..n {
+                let xp = &x[(img * c + g) * plane..][..plane];
+                correlate_plane_add(&geom, xp, &dy[(img * k + f) * pixels..][..pixels], dwf);
+            }
+        });
+        return Ok(dw);
+    }
     let group_len = kg * cols;
     // Enough independent groups keep every thread busy; otherwise split the
     // reduction over (image, pixel) into one part per thread.

@@ -81,8 +81,9 @@ impl Error {
     }
 }
 
-fn fmt_ratio(num: usize, den: usize) -> String {
-    let q = num as f64 / den as f64;
+/// `num / den + 1` with two decimals, trailing zeros dropped.
+fn fmt_ratio_plus_one(num: usize, den: usize) -> String {
+    let q = num as f64 / den as f64 + 1.0;
     let s = format!("{q:.2}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
@@ -101,13 +102,15 @@ impl fmt::Display for Error {
                 } else {
                     format!("({input} + {padding} - {span})")
                 };
-                let num = input + padding - span;
+                // Saturating: the fields are public, so this must not panic
+                // on values no validation produced.
+                let num = input.saturating_add(*padding).saturating_sub(*span);
                 write!(
                     f,
                     "a filter spanning {span} {axis} does not fit an input of {input} {axis}{} with stride {stride}: \
                      {filter}/{stride} + 1 = {} is not a whole number",
                     if *padding == 0 { String::new() } else { format!(" padded by {padding}") },
-                    fmt_ratio(num + stride, *stride),
+                    fmt_ratio_plus_one(num, *stride),
                 )
             }
             Error::LengthMismatch { what, expected, got } => {

@@ -140,25 +140,40 @@ impl Axis {
         }
         // Dilated taps can step over a small input entirely; such a window
         // would have no value (PyTorch reads garbage there), so refuse it.
-        // Only windows that stick out of the input can miss it: the first
-        // few (start < 0) and the last few (start + span > input).
-        let head = (self.pad_before / self.stride + 1).min(out);
-        let tail = ((self.input + self.pad_before).saturating_sub(span) / self.stride).clamp(head, out);
-        for o in (0..head).chain(tail..out) {
-            let start = (o * self.stride) as i128 - self.pad_before as i128;
-            let hit = (0..self.kernel).any(|t| {
-                let pos = start + (t * self.dilation) as i128;
-                pos >= 0 && pos < self.input as i128
-            });
-            if !hit {
-                return Err(Error::invalid(
-                    format!("pooling window {o} ({})", self.name),
-                    format!("starting at {start}"),
-                    format!(
-                        "covers no input element: every tap of the dilated window falls in the padding (the input has {})",
-                        self.input
+        // Every window overlaps the input (padding is at most half the span
+        // and the last window starts inside the input), so one whose start
+        // is inside always hits, and so does any window when taps are at
+        // most `input` apart. Only windows starting in the leading padding
+        // of an input shorter than the dilation need a look, each O(1).
+        if self.input < self.dilation {
+            let head = (self.pad_before / self.stride + 1).min(out);
+            const MAX_CHECKED: usize = 1 << 22;
+            if head > MAX_CHECKED {
+                return Err(Error::Unsupported {
+                    what: format!(
+                        "pooling ({}) with dilation {} over an input of {} and {head} windows starting in the padding: \
+                         too many to check that each covers an input element",
+                        self.name, self.dilation, self.input
                     ),
-                ));
+                });
+            }
+            for o in 0..head {
+                let start = (o * self.stride) as i128 - self.pad_before as i128;
+                // The first tap at or after position 0 is the start's
+                // residue modulo the dilation (if the window reaches 0).
+                let first = start.rem_euclid(self.dilation as i128);
+                let taps_before = (first - start) / self.dilation as i128;
+                if taps_before >= self.kernel as i128 || first >= self.input as i128 {
+                    return Err(Error::invalid(
+                        format!("pooling window {o} ({})", self.name),
+                        format!("starting at {start}"),
+                        format!(
+                            "covers no input element: every tap of the dilated window falls in the padding \
+                             (the input has {})",
+                            self.input
+                        ),
+                    ));
+                }
             }
         }
         Ok(out)

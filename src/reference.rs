@@ -428,3 +428,79 @@ pub fn conv_transpose2d(
     }
     Ok(y.into_iter().map(|v| v as f32).collect())
 }
+
+/// Gradient of max pooling w.r.t. its input, from the forward indices:
+/// `dx[plane][idx[o]] += dy[o]` for every output `o` (overlapping windows
+/// accumulate). `dy` and `idx` have the forward's output shape.
+///
+/// ```
+/// use receptive::{reference, Pool2dParams};
+/// let q = Pool2dParams::max([1, 2]).stride(1);
+/// // Windows [1, 5] and [5, 2] both pick index 1.
+/// let dx = reference::max_pool2d_backward(&[1.0, 10.0], &[1, 1], [1, 1, 1, 3], &q)?;
+/// assert_eq!(dx, [0.0, 11.0, 0.0]);
+/// # Ok::<(), receptive::Error>(())
+/// ```
+pub fn max_pool2d_backward(dy: &[f32], idx: &[i64], x_shape: [usize; 4], q: &Pool2dParams) -> Result<Vec<f32>> {
+    let q = Pool2dParams { kind: PoolKind::Max, ..*q };
+    let y_shape = q.output_shape(x_shape)?;
+    check_len("output gradient", dy.len(), &y_shape)?;
+    check_len("indices", idx.len(), &y_shape)?;
+    let [n, c, h, w] = x_shape;
+    let plane_out = y_shape[2] * y_shape[3];
+    let mut dx = vec![0.0f64; n * c * h * w];
+    for (o, (&g, &i)) in dy.iter().zip(idx).enumerate() {
+        let i = usize::try_from(i).ok().filter(|&i| i < h * w).ok_or_else(|| {
+            crate::Error::invalid(format!("index {o}"), i, format!("must lie in the plane, 0..{}", h * w))
+        })?;
+        dx[o / plane_out * h * w + i] += g as f64;
+    }
+    Ok(dx.into_iter().map(|v| v as f32).collect())
+}
+
+/// Gradient of average pooling w.r.t. its input: each output's gradient,
+/// divided by that window's divisor (the forward's rules), is added to every
+/// input element of the window (padding taps get nothing).
+///
+/// ```
+/// use receptive::{reference, Pool2dParams};
+/// let q = Pool2dParams::avg([1, 2]).ceil_mode(true);
+/// // Windows [x0, x1], [x2, x3], [x4]: divisors 2, 2, 1.
+/// let dx = reference::avg_pool2d_backward(&[2.0, 4.0, 6.0], [1, 1, 1, 5], &q)?;
+/// assert_eq!(dx, [1.0, 1.0, 2.0, 2.0, 6.0]);
+/// # Ok::<(), receptive::Error>(())
+/// ```
+pub fn avg_pool2d_backward(dy: &[f32], x_shape: [usize; 4], q: &Pool2dParams) -> Result<Vec<f32>> {
+    let q = Pool2dParams { kind: PoolKind::Avg, ..*q };
+    let y_shape = q.output_shape(x_shape)?;
+    check_len("output gradient", dy.len(), &y_shape)?;
+    let [n, c, h, w] = x_shape;
+    let [_, _, oh, ow] = y_shape;
+    let bounds = |o: usize, k: usize, s: usize, pb: usize, pa: usize, len: usize| {
+        let start = (o * s) as i64 - pb as i64;
+        let end = (start + k as i64).min((len + pa) as i64);
+        let (lo, hi) = (start.max(0), end.min(len as i64));
+        (lo as usize, hi as usize, (end - start) as usize)
+    };
+    let mut dx = vec![0.0f64; n * c * h * w];
+    for plane in 0..n * c {
+        for oy in 0..oh {
+            let (y0, y1, ph) = bounds(oy, q.kernel[0], q.stride[0], q.padding.top, q.padding.bottom, h);
+            for ox in 0..ow {
+                let (x0, x1, pw) = bounds(ox, q.kernel[1], q.stride[1], q.padding.left, q.padding.right, w);
+                let divisor = match q.divisor_override {
+                    Some(d) => d,
+                    None if q.count_include_pad => ph * pw,
+                    None => (y1 - y0) * (x1 - x0),
+                };
+                let g = dy[(plane * oh + oy) * ow + ox] as f64 / divisor as f64;
+                for iy in y0..y1 {
+                    for ix in x0..x1 {
+                        dx[(plane * h + iy) * w + ix] += g;
+                    }
+                }
+            }
+        }
+    }
+    Ok(dx.into_iter().map(|v| v as f32).collect())
+}

@@ -218,7 +218,7 @@ proptest! {
 }
 
 /// Layers large enough for several channel blocks, pixel tiles, KC blocks
-/// of the weight-gradient reduction, the 1x1 direct path, in pools of 1-3
+/// of both reductions, the 1x1 direct path, in pools of 1-3
 /// threads.
 #[test]
 fn larger_layers_match_reference() {
@@ -231,6 +231,8 @@ fn larger_layers_match_reference() {
         },
         Case { p: Conv2dParams::new(12, 12, [3, 3]).padding(1).groups(12), xs: [2, 12, 30, 31] },
         Case { p: Conv2dParams::new(18, 12, [2, 3]).dilation_hw([2, 1]).groups(3), xs: [2, 18, 24, 17] },
+        // K/groups past one KC block of the backward-data GEMM.
+        Case { p: Conv2dParams::new(6, 300, [2, 2]).stride(2), xs: [1, 6, 9, 9] },
     ];
     for threads in 1..=3 {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();

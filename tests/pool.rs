@@ -99,7 +99,8 @@ fn case(kind: PoolKind) -> impl Strategy<Value = Case> {
             move |((n, c, h, w), (kh, kw, sh, sw), (dh, dw), (pt, pb, pl, pr), (ceil, cip, div), (mode, seed))| {
                 let base = if max { Pool2dParams::max([kh, kw]) } else { Pool2dParams::avg([kh, kw]) };
                 // Padding is at most half the dilated window.
-                let (hh, hw) = ((dh * (kh - 1) + 1) / 2, (dw * (kw - 1) + 1) / 2);
+                let span = |k: usize, d: usize| d * (k - 1) + 1;
+                let (hh, hw) = (span(kh, dh) / 2, span(kw, dw) / 2);
                 let q = base
                     .stride_hw([sh, sw])
                     .dilation_hw([dh, dw])
@@ -246,4 +247,171 @@ fn thread_count_does_not_change_results() {
             assert_eq!(one, run(t, &q), "{q:?} with {t} threads");
         }
     }
+}
+
+/// `dx` within the tolerance of summing `terms` contributions whose
+/// absolute values add up to `abs` (the reference run on |dy|).
+fn check_grad(got: &[f32], want: &[f32], abs: &[f32], terms: usize, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, ((g, w), a)) in got.iter().zip(want).zip(abs).enumerate() {
+        assert!((g - w).abs() <= reference::tolerance(terms, *a), "{what} at {i}: got {g} want {w}");
+    }
+}
+
+/// Windows overlapping one input element: at most ceil(k/s) per axis.
+fn overlap(q: &Pool2dParams) -> usize {
+    (0..2).map(|a| (q.dilation[a] * (q.kernel[a] - 1) + 1).div_ceil(q.stride[a])).product::<usize>() + 1
+}
+
+proptest! {
+    #![proptest_config(cases(64))]
+
+    #[test]
+    fn max_pool_backward_matches_reference(c in case(PoolKind::Max)) {
+        let x = fill(c.shape.iter().product(), c.seed, c.mode);
+        let (y, idx) = receptive::max_pool2d_with_indices(&x, c.shape, &c.q).unwrap();
+        let dy = fill(y.len(), c.seed ^ 1, 0);
+        let got = receptive::max_pool2d_backward(&dy, &idx, c.shape, &c.q).unwrap();
+        let want = reference::max_pool2d_backward(&dy, &idx, c.shape, &c.q).unwrap();
+        let ady: Vec<f32> = dy.iter().map(|v| v.abs()).collect();
+        let abs = reference::max_pool2d_backward(&ady, &idx, c.shape, &c.q).unwrap();
+        check_grad(&got, &want, &abs, overlap(&c.q), "max_pool2d_backward");
+    }
+
+    #[test]
+    fn avg_pool_backward_matches_reference(c in case(PoolKind::Avg)) {
+        let n_out: usize = c.q.output_shape(c.shape).unwrap().iter().product();
+        let dy = fill(n_out, c.seed, 0);
+        let got = receptive::avg_pool2d_backward(&dy, c.shape, &c.q).unwrap();
+        let want = reference::avg_pool2d_backward(&dy, c.shape, &c.q).unwrap();
+        let ady: Vec<f32> = dy.iter().map(|v| v.abs()).collect();
+        let abs = reference::avg_pool2d_backward(&ady, c.shape, &c.q).unwrap();
+        check_grad(&got, &want, &abs, overlap(&c.q) + 1, "avg_pool2d_backward");
+    }
+
+    /// The backward references against central differences of
+    /// `L(x) = <dy, pool(x)>` computed in f64. Inputs are distinct values
+    /// one apart, so a step of 1/4 never changes a max window's winner.
+    #[test]
+    fn backward_references_match_finite_differences(c in case(PoolKind::Max), avg in any::<bool>()) {
+        prop_assume!(c.shape.iter().product::<usize>() <= 400);
+        let q = if avg {
+            Pool2dParams { kind: PoolKind::Avg, dilation: [1, 1], ..c.q }
+        } else {
+            Pool2dParams { divisor_override: None, ..c.q }
+        };
+        prop_assume!(q.output_shape(c.shape).is_ok());
+        let len: usize = c.shape.iter().product();
+        // A permutation of 0..len: distinct values one apart.
+        let mut x: Vec<f32> = (0..len).map(|i| i as f32).collect();
+        x.sort_by_key(|v| ((*v as u64).wrapping_mul(c.seed | 1) >> 7) % 1009);
+        let fwd = |x: &[f32]| if avg { reference::avg_pool2d(x, c.shape, &q) } else { reference::max_pool2d(x, c.shape, &q) };
+        let dy = fill(fwd(&x).unwrap().len(), c.seed, 0);
+        let loss = |x: &[f32]| -> f64 { fwd(x).unwrap().iter().zip(&dy).map(|(y, g)| *y as f64 * *g as f64).sum() };
+        let dx = if avg {
+            reference::avg_pool2d_backward(&dy, c.shape, &q).unwrap()
+        } else {
+            let (_, idx) = reference::max_pool2d_with_indices(&x, c.shape, &q).unwrap();
+            reference::max_pool2d_backward(&dy, &idx, c.shape, &q).unwrap()
+        };
+        let h = 0.25f32;
+        for i in 0..len {
+            let (mut xp, mut xm) = (x.clone(), x.clone());
+            xp[i] += h;
+            xm[i] -= h;
+            let fd = (loss(&xp) - loss(&xm)) / (2.0 * h as f64);
+            // Only the windows holding x[i] change; each f32 output (|y| <= len)
+            // is rounded once, by at most len * eps, and |dy| <= 10.
+            let tol = 2.0 * overlap(&q) as f64 * 10.0 * len as f64 * f32::EPSILON as f64 / (2.0 * h as f64);
+            let err = (fd - dx[i] as f64).abs();
+            prop_assert!(err <= tol + f32::EPSILON as f64 * fd.abs(), "{:?} at {}: fd {} vs {} (tol {})", q, i, fd, dx[i], tol);
+        }
+    }
+}
+
+#[test]
+fn backward_rejects_bad_input() {
+    let q = Pool2dParams::max([2, 2]);
+    let shape = [1, 1, 4, 4];
+    assert!(receptive::max_pool2d_backward(&[1.0; 4], &[0, 1, 2, 16], shape, &q).is_err());
+    assert!(receptive::max_pool2d_backward(&[1.0; 4], &[0, 1, 2, -1], shape, &q).is_err());
+    assert!(receptive::max_pool2d_backward(&[1.0; 3], &[0, 1, 2], shape, &q).is_err());
+    assert!(receptive::avg_pool2d_backward(&[1.0; 5], shape, &Pool2dParams::avg([2, 2])).is_err());
+    // Overlapping windows accumulate: 3x3 input, 2x2 windows at stride 1,
+    // every window's max is the centre.
+    let x = [0.0, 0.0, 0.0, 0.0, 9.0, 0.0, 0.0, 0.0, 0.0];
+    let q = Pool2dParams::max([2, 2]).stride(1);
+    let (_, idx) = receptive::max_pool2d_with_indices(&x, [1, 1, 3, 3], &q).unwrap();
+    assert_eq!(idx, [4, 4, 4, 4]);
+    let dx = receptive::max_pool2d_backward(&[1.0, 2.0, 3.0, 4.0], &idx, [1, 1, 3, 3], &q).unwrap();
+    assert_eq!(dx, [0.0, 0.0, 0.0, 0.0, 10.0, 0.0, 0.0, 0.0, 0.0]);
+}
+
+/// PyTorch's named traps, expected values written by hand.
+#[test]
+fn pytorch_traps() {
+    // Length 5, kernel 2, stride 2, pad 1, ceil: (5 + 2 - 2)/2 = 2.5 -> 3 + 1 = 4
+    // windows, but the 4th would start at 6 >= 5 + 1 (in the right padding),
+    // so 3 outputs: [-1, 0] [1, 2] [3, 4].
+    let q = Pool2dParams::max([1, 2]).stride(2).padding_with(Padding::new(0, 0, 1, 1)).ceil_mode(true);
+    let x = [1.0, 2.0, 3.0, 4.0, 5.0];
+    let (y, idx) = receptive::max_pool2d_with_indices(&x, [1, 1, 1, 5], &q).unwrap();
+    assert_eq!((y, idx), (vec![1.0, 3.0, 5.0], vec![0, 2, 4]));
+    // avg [1, 2, 3, 4, 5], kernel 2, stride 2, ceil: the last window holds only the 5.
+    let q = Pool2dParams::avg([1, 2]).stride(2).ceil_mode(true);
+    assert_eq!(receptive::avg_pool2d(&x, [1, 1, 1, 5], &q).unwrap(), [1.5, 3.5, 5.0]);
+    // count_include_pad: a window half in padding divides by 2 or by 1.
+    let q = Pool2dParams::avg([1, 2]).stride(2).padding_with(Padding::new(0, 0, 1, 0));
+    assert_eq!(receptive::avg_pool2d(&x, [1, 1, 1, 5], &q).unwrap(), [0.5, 2.5, 4.5]);
+    assert_eq!(receptive::avg_pool2d(&x, [1, 1, 1, 5], &q.count_include_pad(false)).unwrap(), [1.0, 2.5, 4.5]);
+    assert_eq!(receptive::avg_pool2d(&x, [1, 1, 1, 5], &q.divisor_override(Some(4))).unwrap(), [0.25, 1.25, 2.25]);
+}
+
+/// NaN wins (the last NaN's index), ties keep the first index, -inf is a
+/// value like any other; written for a row long enough for every vector path.
+#[test]
+fn nan_ties_and_infinities() {
+    let w = 64;
+    let mut x = vec![1.0f32; w];
+    x[3] = f32::NAN; // window 1 (cols 2..4)
+    x[10] = f32::NAN; // window 5 (cols 10..12) holds two NaNs: the last wins
+    x[11] = -f32::NAN;
+    x[20] = f32::NEG_INFINITY; // window 10: -inf and 1.0 -> 1.0 at 21
+    x[30] = f32::NEG_INFINITY; // window 15: all -inf -> first index
+    x[31] = f32::NEG_INFINITY;
+    x[40] = 7.0; // window 20: tie 7.0, 7.0 -> first
+    x[41] = 7.0;
+    let q = Pool2dParams::max([1, 2]);
+    for isa in isas() {
+        let plan = Pool2dPlan::with_isa(&q, [1, 1, 1, w], isa).unwrap();
+        let (mut y, mut idx) = (vec![0.0; w / 2], vec![0; w / 2]);
+        plan.run_with_indices(&x, &mut y, &mut idx).unwrap();
+        let what = plan.path();
+        assert!(y[1].is_nan() && idx[1] == 3, "{what}");
+        assert!(y[5].is_nan() && y[5].to_bits() == (-f32::NAN).to_bits() && idx[5] == 11, "{what}");
+        assert_eq!((y[10], idx[10]), (1.0, 21), "{what}");
+        assert_eq!((y[15], idx[15]), (f32::NEG_INFINITY, 30), "{what}");
+        assert_eq!((y[20], idx[20]), (7.0, 40), "{what}");
+        assert_eq!((y[0], idx[0]), (1.0, 0), "{what}");
+        let g = receptive::global_max_pool2d(&x, [1, 1, 1, w]).unwrap();
+        assert_eq!(g[0].to_bits(), (-f32::NAN).to_bits(), "global max keeps the last NaN");
+    }
+}
+
+/// Wrong lengths and indices of an average are errors, and nothing is written.
+#[test]
+fn plan_rejects_bad_buffers() {
+    let plan = Pool2dPlan::new(&Pool2dParams::max([2, 2]), [1, 2, 4, 4]).unwrap();
+    assert_eq!(plan.output_shape(), [1, 2, 2, 2]);
+    let x = vec![1.0f32; 32];
+    let mut y = vec![-5.0f32; 8];
+    let mut idx = vec![-1i64; 8];
+    assert!(plan.run(&x[..31], &mut y).is_err());
+    assert!(plan.run(&x, &mut y[..7]).is_err());
+    assert!(plan.run_with_indices(&x, &mut y, &mut idx[..7]).is_err());
+    assert!(y.iter().all(|&v| v == -5.0) && idx.iter().all(|&i| i == -1));
+    let avg = Pool2dPlan::new(&Pool2dParams::avg([2, 2]), [1, 2, 4, 4]).unwrap();
+    assert!(avg.run_with_indices(&x, &mut y, &mut idx).is_err());
+    assert!(receptive::max_pool2d(&x, [1, 2, 4, 5], &Pool2dParams::max([2, 2])).is_err());
+    assert!(receptive::avg_pool2d(&x, [1, 2, 4, 4], &Pool2dParams::avg([2, 2]).padding(2)).is_err());
 }

@@ -220,27 +220,7 @@ fn large_sgemm_matches_matrixmultiply() {
     let bv = MatRef::new(&b, k, n, n, 1).unwrap();
     pool.install(|| sgemm(1.0, av, bv, 0.0, MatMut::new(&mut got, m, n, n, 1).unwrap(), Bias::None, Activation::None))
         .unwrap();
-    // SAFETY: the pointers and strides describe the three slices above
-    // exactly (A m x k column-major, B k x n and C m x n row-major), and C
-    // does not overlap A or B.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            1,
-            m as isize,
-            b.as_ptr(),
-            n as isize,
-            1,
-            0.0,
-            want.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
+    receptive_kernels::peers::matrixmultiply_sgemm(1.0, av, bv, 0.0, MatMut::new(&mut want, m, n, n, 1).unwrap());
     // |a|, |b| < 1: each output's absolute sum is below k; both sides
     // round, so allow the tolerance twice.
     let tol = 2.0 * reference::tolerance(k, k as f32);

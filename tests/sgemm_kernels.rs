@@ -2,14 +2,15 @@
 //! reference: each tile size m x n up to MR x NR, reductions around the KC
 //! block and the unroll, prime leading dimensions, every epilogue, beta 0, 1
 //! and 0.37. The kernels run through `Gemm` with a single tile, so the test
-//! exercises the kernel's own partial-tile handling.
+//! exercises the kernel's own partial-tile handling, once over packed panels
+//! and once reading A and B in place (the strided entry point).
 //!
 //! A kernel this CPU cannot run is skipped, unless `RECEPTIVE_ENSURE_ISA`
 //! names its ISA: then the test fails, so CI never passes without running it.
 
 use receptive::{Activation, Bias, MatMut, MatRef, reference};
 use receptive_kernels::Isa;
-use receptive_kernels::gemm::{ASource, Epilogue, Gemm, KERNELS, MicroKernel};
+use receptive_kernels::gemm::{ASource, Epilogue, Gemm, KERNELS, MicroKernel, Packing};
 
 /// Deterministic pseudo-random values in [-1, 1).
 fn fill(len: usize, seed: u64) -> Vec<f32> {
@@ -58,16 +59,19 @@ struct Case {
     ep: Ep,
     /// Store C column-major (cs_c != 1: the spill path) instead of row-major.
     col_major_c: bool,
+    /// Store A column-major instead of row-major.
+    col_major_a: bool,
 }
 
 /// Runs one case through `gemm` and the reference; returns how many
 /// elements were checked.
-fn check(gemm: &Gemm, case: &Case, seed: u64) {
-    let Case { m, n, k, beta, ep, col_major_c } = *case;
-    // Prime leading dimensions: A row-major with lda 7 past k, B with ldb
-    // 11 past n, C with ldc 13 past its inner extent.
-    let (lda, ldb) = (k + 7, n + 11);
-    let a = fill(m * lda, seed);
+fn check(gemm: &Gemm, packing: Packing, case: &Case, seed: u64) {
+    let Case { m, n, k, beta, ep, col_major_c, col_major_a } = *case;
+    // Prime leading dimensions: A with lda 7 past its inner extent, B with
+    // ldb 11 past n, C with ldc 13 past its inner extent.
+    let (rs_a, cs_a, len_a) = if col_major_a { (1, m + 7, k.max(1) * (m + 7)) } else { (k + 7, 1, m * (k + 7)) };
+    let ldb = n + 11;
+    let a = fill(len_a, seed);
     let b = fill(k.max(1) * ldb, seed + 1);
     let (rs_c, cs_c, len_c) = if col_major_c { (1, m + 13, n * (m + 13)) } else { (n + 13, 1, m * (n + 13)) };
     let mut c0 = fill(len_c, seed + 2);
@@ -89,10 +93,11 @@ fn check(gemm: &Gemm, case: &Case, seed: u64) {
         Activation::Clamp { min, max } => Some((min, max)),
     };
     let alpha = 0.75;
-    let av = MatRef::new(&a, m, k, lda, 1).unwrap();
+    let av = MatRef::new(&a, m, k, rs_a, cs_a).unwrap();
     let bv = MatRef::new(&b, k, n, ldb, 1).unwrap();
     let (mut got, mut want) = (c0.clone(), c0.clone());
-    gemm.run(
+    gemm.run_with(
+        packing,
         alpha,
         ASource::Strided(av),
         &bv,
@@ -113,7 +118,8 @@ fn check(gemm: &Gemm, case: &Case, seed: u64) {
         }
         assert!(
             (g - w).abs() <= tol,
-            "{}: m={m} n={n} k={k} beta={beta} {ep:?} col_major_c={col_major_c} at {idx}: got {g}, want {w}",
+            "{} {packing:?}: m={m} n={n} k={k} beta={beta} {ep:?} col_major_c={col_major_c} \
+             col_major_a={col_major_a} at {idx}: got {g}, want {w}",
             gemm.kernel.name
         );
     }
@@ -130,27 +136,37 @@ fn every_kernel_over_the_edge_matrix() {
         let betas = [0.0, 1.0, 0.37];
         let eps = [Ep::Plain, Ep::BiasRow, Ep::BiasColRelu, Ep::ClampBoth];
         let mut count = 0u64;
-        for m in 1..=kernel.mr {
-            for n in 1..=kernel.nr {
-                for (ki, &k) in ks.iter().enumerate() {
-                    // Rotate beta, epilogue and C layout through the grid so
-                    // every combination appears, at a fraction of the cost.
-                    let r = m + 3 * n + 5 * ki;
-                    let case =
-                        Case { m, n, k, beta: betas[r % 3], ep: eps[(r / 3) % 4], col_major_c: (r / 12) % 4 == 0 };
-                    check(&gemm, &case, count);
-                    count += 1;
+        for packing in [Packing::Always, Packing::InPlace] {
+            for m in 1..=kernel.mr {
+                for n in 1..=kernel.nr {
+                    for (ki, &k) in ks.iter().enumerate() {
+                        // Rotate beta, epilogue and C layout through the grid so
+                        // every combination appears, at a fraction of the cost.
+                        let r = m + 3 * n + 5 * ki;
+                        let case = Case {
+                            m,
+                            n,
+                            k,
+                            beta: betas[r % 3],
+                            ep: eps[(r / 3) % 4],
+                            col_major_c: (r / 12) % 4 == 0,
+                            col_major_a: (r / 3) % 2 == 1,
+                        };
+                        check(&gemm, packing, &case, count);
+                        count += 1;
+                    }
                 }
             }
-        }
-        // The full tile with every combination.
-        for beta in betas {
-            for ep in eps {
-                for col_major_c in [false, true] {
-                    for &k in &ks {
-                        let case = Case { m: kernel.mr, n: kernel.nr, k, beta, ep, col_major_c };
-                        check(&gemm, &case, count);
-                        count += 1;
+            // The full tile with every combination.
+            for beta in betas {
+                for ep in eps {
+                    for col_major_c in [false, true] {
+                        for &k in &ks {
+                            let case =
+                                Case { m: kernel.mr, n: kernel.nr, k, beta, ep, col_major_c, col_major_a: k % 2 == 0 };
+                            check(&gemm, packing, &case, count);
+                            count += 1;
+                        }
                     }
                 }
             }

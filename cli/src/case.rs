@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use receptive::{Conv2dParams, Padding, Pool2dParams};
+use receptive::{Conv2dParams, ConvTranspose2dParams, Padding, Pool2dParams};
 
 /// The operation a case runs, named exactly as in a suite file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,6 +213,19 @@ impl Case {
             .padding_with(self.padding())
             .groups(self.get("groups").unwrap_or(1));
         Ok((p, shape))
+    }
+
+    /// Transposed-convolution parameters (`c` in, `k` out) and input shape.
+    pub fn conv_transpose(&self) -> Result<(ConvTranspose2dParams, [usize; 4]), String> {
+        let (p, shape) = self.conv()?;
+        let op = self.get("output_padding").unwrap_or(0);
+        let tp = ConvTranspose2dParams::new(p.in_channels, p.out_channels, p.kernel)
+            .stride_hw(p.stride)
+            .dilation_hw(p.dilation)
+            .padding_with(p.padding)
+            .output_padding(op)
+            .groups(p.groups);
+        Ok((tp, shape))
     }
 
     /// Pooling parameters (window, stride defaulting to the window) and input shape.

@@ -1,14 +1,15 @@
 //! Small arbitrary convolutions (sizes bounded so a run takes milliseconds):
 //! padding (asymmetric), stride, dilation, groups, bias, activation, inputs
-//! with NaN and infinities, and buffers of the wrong length. Checks that
-//! `reference::conv2d` validates like the shape algebra and never panics.
-//! The fast op (`Conv2dPlan`, `receptive::conv2d`) joins when it lands.
+//! with NaN and infinities, and buffers of the wrong length, through
+//! `Conv2dPlan` and the one-shot `conv2d_with` against `reference::conv2d`:
+//! both refuse the same inputs (writing nothing), accepted ones agree within
+//! the derived tolerance, and the plan and the one-shot op agree bit for bit.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use receptive::{Activation, Conv2dParams, Padding, reference};
-use receptive_fuzz::values;
+use receptive::{Activation, Conv2dParams, Conv2dPlan, Padding, conv2d_with, reference};
+use receptive_fuzz::{abs, assert_close, same_bits, values};
 
 #[derive(Arbitrary, Debug)]
 pub struct Input {
@@ -33,6 +34,9 @@ pub struct Input {
     wrong_len: u8,
     seed: u64,
 }
+
+/// Larger problems are skipped (the seed's 32x32x3 with ten 5x5 filters is 768k).
+const MAX_MACS: u64 = 1_000_000;
 
 fuzz_target!(|inp: Input| {
     let groups = usize::from(inp.groups % 5);
@@ -68,13 +72,42 @@ fuzz_target!(|inp: Input| {
     };
     assert_eq!(act.validate().is_ok(), inp.act % 4 != 3, "NaN clamp bounds are refused");
     let shape_ok = p.output_shape(shape);
-    match reference::conv2d(&x, shape, &w, bias, &p) {
-        Ok(y) => {
+    // Keep one run to milliseconds: the reference runs twice, the op twice.
+    if let Ok(f) = p.flops(shape)
+        && f > 2 * MAX_MACS
+    {
+        return;
+    }
+    let want = reference::conv2d(&x, shape, &w, bias, &p);
+    let out_len = shape_ok.as_ref().map_or(1, |o| o.iter().product::<usize>());
+    const SENTINEL: f32 = 12345.0;
+    let mut y = vec![SENTINEL; out_len];
+    let plan = Conv2dPlan::new(&p, &w, bias, act);
+    let fast = plan.as_ref().map_err(Clone::clone).and_then(|plan| plan.run(&x, shape, &mut y));
+    let one_shot = conv2d_with(&x, shape, &w, bias, &p, act);
+    match want {
+        Ok(want) => {
             let out = shape_ok.expect("the reference ran a shape the algebra refuses");
-            assert_eq!(y.len(), out.iter().product::<usize>());
+            assert_eq!(want.len(), out.iter().product::<usize>());
             // A wrong length may only sit in a bias that is not passed.
             assert!(inp.wrong_len == 0 || (inp.wrong_len % 3 == 2 && !inp.bias), "a wrong buffer length ran");
+            if act.validate().is_err() {
+                assert!(fast.is_err() && one_shot.is_err(), "invalid clamp bounds accepted");
+                return;
+            }
+            fast.expect("the plan refused what the reference ran");
+            let one_shot = one_shot.expect("conv2d_with refused what the reference ran");
+            assert!(same_bits(&y, &one_shot), "the plan and the one-shot op differ");
+            let abs_b = bias.map(abs);
+            let abs_sum = reference::conv2d(&abs(&x), shape, &abs(&w), abs_b.as_deref(), &p).unwrap();
+            let want: Vec<f32> = want.iter().map(|&v| act.apply(v)).collect();
+            let [_, cg, fh, fw] = p.weight_shape();
+            assert_close("conv2d", &y, &want, &abs_sum, cg * fh * fw + 1);
         }
-        Err(e) => assert!(!e.to_string().is_empty()),
+        Err(e) => {
+            assert!(!e.to_string().is_empty());
+            assert!(fast.is_err() && one_shot.is_err(), "the fast op ran what the reference refused: {e}");
+            assert!(y.iter().all(|&v| v == SENTINEL), "output written before an error");
+        }
     }
 });

@@ -26,6 +26,10 @@ struct Input {
     seed: u64,
 }
 
+/// alpha is one of the first seven, beta any of the eight. An infinite
+/// alpha is left out: a product of two denormals is 0 in f32 (inf * 0 =
+/// NaN) but not in the reference's f64 (inf), so the oracle would disagree
+/// with every f32 implementation (fuzz/README.md, sgemm crash-8c4a00a7).
 const SCALARS: [f32; 8] = [1.0, 0.0, -1.0, 0.5, 2.0, -0.375, f32::NAN, f32::INFINITY];
 
 /// `(buffer length, row stride, column stride)` of a `rows x cols` matrix.
@@ -45,7 +49,7 @@ fuzz_target!(|inp: Input| {
     let a = values(la, inp.seed, inp.specials);
     let b = values(lb, inp.seed ^ 1, inp.specials);
     let c0 = values(lc, inp.seed ^ 2, inp.specials);
-    let (alpha, beta) = (SCALARS[usize::from(inp.alpha % 8)], SCALARS[usize::from(inp.beta % 8)]);
+    let (alpha, beta) = (SCALARS[usize::from(inp.alpha % 7)], SCALARS[usize::from(inp.beta % 8)]);
     let bias_len = [0, m, n, m + 1][usize::from(inp.bias % 4)];
     let bias_v = values(bias_len, inp.seed ^ 3, false);
     let bias = match inp.bias % 4 {

@@ -37,7 +37,7 @@ pub fn values(len: usize, seed: u64, specials: bool) -> Vec<f32> {
         .map(|_| {
             s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let r = (s >> 33) as u32;
-            if specials && r % 16 == 0 {
+            if specials && r.is_multiple_of(16) {
                 [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 1e-40][(r / 16 % 5) as usize]
             } else {
                 ((r / 16 % 33) as f32 - 16.0) / 8.0
@@ -65,4 +65,9 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], abs_sum: &[f32], k: u
         };
         assert!(ok, "{what}: output {i} is {g}, the reference says {w} (|products| sum {})", abs_sum[i]);
     }
+}
+
+/// Bitwise equality, NaN included.
+pub fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
 }

@@ -118,6 +118,84 @@ pub fn col2im_add(g: &PatchGeometry, cols: &[f32], p0: usize, nt: usize, channel
     }
 }
 
+/// Calls `f(iy, oy, a, b, ix0)` for each output row `oy` whose tap `(ky, kx)`
+/// lands in input row `iy`, where outputs `a..b` of the row land at input
+/// columns `ix0, ix0 + S, ...`.
+#[inline(always)]
+fn for_each_tap_row(g: &PatchGeometry, ky: usize, kx: usize, mut f: impl FnMut(usize, usize, usize, usize, usize)) {
+    let (oy_lo, oy_hi) = g.valid(0, ky);
+    let (a, b) = g.valid(1, kx);
+    if a >= b {
+        return;
+    }
+    for oy in oy_lo..oy_hi {
+        f(g.input_at(0, oy, ky), oy, a, b, g.input_at(1, a, kx));
+    }
+}
+
+/// One-input-channel groups (depthwise): `dx += sum over taps t of w[t] * dy`
+/// shifted to where tap t reads, for one `OH x OW` plane of `dy`, the `FH * FW`
+/// taps of its filter and one `H x W` plane of `dx`.
+///
+/// # Panics
+/// If a buffer is shorter than its plane.
+pub fn scatter_plane_add(g: &PatchGeometry, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+    let ([h, wd], [_, ow]) = (g.input, g.output);
+    assert!(dy.len() >= g.out_pixels() && w.len() >= g.taps() && dx.len() >= h * wd, "scatter_plane_add: short buffer");
+    let sw = g.stride[1];
+    for ky in 0..g.kernel[0] {
+        for kx in 0..g.kernel[1] {
+            let wt = w[ky * g.kernel[1] + kx];
+            for_each_tap_row(g, ky, kx, |iy, oy, a, b, ix0| {
+                let src = &dy[oy * ow + a..oy * ow + b];
+                let row = &mut dx[iy * wd + ix0..(iy + 1) * wd];
+                if sw == 1 {
+                    row.iter_mut().zip(src).for_each(|(d, v)| *d += wt * *v);
+                } else {
+                    row.iter_mut().step_by(sw).zip(src).for_each(|(d, v)| *d += wt * *v);
+                }
+            });
+        }
+    }
+}
+
+/// One-input-channel groups (depthwise): `dw[t] += sum over output pixels of
+/// dy * x` at tap t, for one plane of `x` (`H x W`) and of `dy` (`OH x OW`).
+/// Each tap sums in eight running lanes, in a fixed order.
+///
+/// # Panics
+/// If a buffer is shorter than its plane.
+pub fn correlate_plane_add(g: &PatchGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    let ([h, wd], [_, ow]) = (g.input, g.output);
+    assert!(
+        dy.len() >= g.out_pixels() && dw.len() >= g.taps() && x.len() >= h * wd,
+        "correlate_plane_add: short buffer"
+    );
+    let sw = g.stride[1];
+    for ky in 0..g.kernel[0] {
+        for kx in 0..g.kernel[1] {
+            let mut lanes = [0.0f32; 8];
+            for_each_tap_row(g, ky, kx, |iy, oy, a, b, ix0| {
+                let d = &dy[oy * ow + a..oy * ow + b];
+                let row = &x[iy * wd + ix0..(iy + 1) * wd];
+                if sw == 1 {
+                    let (d8, row8) = (d.chunks_exact(8), row[..d.len()].chunks_exact(8));
+                    let (dr, rr) = (d8.remainder(), row8.remainder());
+                    for (dc, xc) in d8.zip(row8) {
+                        lanes.iter_mut().zip(dc.iter().zip(xc)).for_each(|(l, (a, b))| *l += a * b);
+                    }
+                    lanes.iter_mut().zip(dr.iter().zip(rr)).for_each(|(l, (a, b))| *l += a * b);
+                } else {
+                    for (i, (dv, xv)) in d.iter().zip(row.iter().step_by(sw)).enumerate() {
+                        lanes[i % 8] += dv * xv;
+                    }
+                }
+            });
+            dw[ky * g.kernel[1] + kx] += lanes.iter().sum::<f32>();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,42 +42,56 @@ impl PackB for Im2colT<'_> {
         assert!(pc + kc <= self.pixels && jc + nc <= self.cols(), "B block outside the matrix");
         let g = &self.geom;
         let [h, w] = g.input;
-        let [_, fw] = g.kernel;
+        let fw = g.kernel[1];
         let sw = g.stride[1];
+        // What each column of a panel reads: its channel plane, its taps and
+        // the output ranges where those taps fall inside the input.
+        struct Column<'x> {
+            plane: &'x [f32],
+            ky: usize,
+            kx: usize,
+            oy: (usize, usize),
+            ox: (usize, usize),
+        }
+        let mut columns = Vec::with_capacity(nr);
         for (q, panel) in dst.chunks_exact_mut(kc * nr).enumerate() {
-            for jj in 0..nr {
-                let j = jc + q * nr + jj;
-                // Column jj of the panel: element p sits at panel[p * nr + jj].
-                let mut put = |p: usize, v: f32| panel[p * nr + jj] = v;
-                if j >= jc + nc {
-                    (0..kc).for_each(|p| put(p, 0.0));
-                    continue;
-                }
+            let width = nr.min(nc - q * nr);
+            columns.clear();
+            columns.extend((jc + q * nr..jc + q * nr + width).map(|j| {
                 let (c, t) = (j / g.taps(), j % g.taps());
                 let (ky, kx) = (t / fw, t % fw);
-                let plane = &self.x[c * h * w..(c + 1) * h * w];
-                let (oy_lo, oy_hi) = g.valid(0, ky);
-                let (ox_lo, ox_hi) = g.valid(1, kx);
-                g.for_each_row_segment(self.p0 + pc, kc, |oy, ox0, ox1, off| {
-                    let (a, b) = if oy < oy_lo || oy >= oy_hi {
+                Column { plane: &self.x[c * h * w..(c + 1) * h * w], ky, kx, oy: g.valid(0, ky), ox: g.valid(1, kx) }
+            }));
+            // Row segments outermost, so the panel steps being written (one
+            // cache line each) stay in L1 while every column fills them.
+            g.for_each_row_segment(self.p0 + pc, kc, |oy, ox0, ox1, off| {
+                let steps = &mut panel[off * nr..(off + ox1 - ox0) * nr];
+                for (jj, col) in columns.iter().enumerate() {
+                    let (a, b) = if oy < col.oy.0 || oy >= col.oy.1 {
                         (ox1, ox1)
                     } else {
-                        (ox_lo.clamp(ox0, ox1), ox_hi.clamp(ox0, ox1))
+                        (col.ox.0.clamp(ox0, ox1), col.ox.1.clamp(ox0, ox1))
                     };
                     let b = b.max(a);
-                    (off..off + (a - ox0)).for_each(|p| put(p, 0.0));
-                    (off + (b - ox0)..off + (ox1 - ox0)).for_each(|p| put(p, 0.0));
+                    // Column jj of the segment's steps: every nr-th float.
+                    let mut column = steps[jj..].iter_mut().step_by(nr);
+                    column.by_ref().take(a - ox0).for_each(|d| *d = 0.0);
                     if a < b {
-                        let iy = g.input_at(0, oy, ky);
-                        let row = &plane[iy * w..(iy + 1) * w];
-                        let ix0 = g.input_at(1, a, kx);
-                        let base = off + (a - ox0);
-                        for (i, &v) in row[ix0..].iter().step_by(sw).take(b - a).enumerate() {
-                            put(base + i, v);
+                        let iy = g.input_at(0, oy, col.ky);
+                        let row = &col.plane[iy * w + g.input_at(1, a, col.kx)..(iy + 1) * w];
+                        if sw == 1 {
+                            column.by_ref().zip(&row[..b - a]).for_each(|(d, v)| *d = *v);
+                        } else {
+                            column.by_ref().zip(row.iter().step_by(sw).take(b - a)).for_each(|(d, v)| *d = *v);
                         }
                     }
-                });
-            }
+                    column.for_each(|d| *d = 0.0);
+                }
+                // Columns past nc are padding.
+                for s in steps.chunks_exact_mut(nr) {
+                    s[width..].fill(0.0);
+                }
+            });
         }
     }
 }

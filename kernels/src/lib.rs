@@ -16,6 +16,8 @@ pub mod im2col;
 pub mod im2col_t;
 pub mod isa;
 pub mod peak;
+#[cfg(feature = "peers")]
+pub mod peers;
 pub mod pool;
 pub mod view;
 

@@ -120,13 +120,10 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
         Some(path) => {
             let text =
                 std::fs::read_to_string(path).map_err(|e| format!("cannot read suite {}: {e}", path.display()))?;
-            suite::parse(&text, &path.display().to_string(), false)?
+            suite::parse(&text, &path.display().to_string())?
         }
-        None => suite::parse(suite::DEFAULT, "default suite", true)?,
+        None => suite::parse(suite::DEFAULT, "default suite")?,
     };
-    for note in &suite.skipped {
-        eprintln!("note: {note}");
-    }
     let base = opts.baseline.as_deref().map(baseline::load).transpose()?;
     if let Some(name) = &opts.save {
         baseline::file(name)?;
@@ -136,8 +133,8 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
             .num_threads(n)
             .build()
             .map_err(|e| format!("cannot start {n} threads: {e}"))?
-            .install(|| run_suite(&suite.specs, &opts, base.as_ref())),
-        None => run_suite(&suite.specs, &opts, base.as_ref()),
+            .install(|| run_suite(&suite, &opts, base.as_ref())),
+        None => run_suite(&suite, &opts, base.as_ref()),
     };
     let failed = records.iter().filter(|r| !r.ok).count();
     if let Some(name) = &opts.save {
@@ -180,13 +177,18 @@ struct Machine {
     threads: usize,
     /// Bytes/s of a DRAM-sized copy; measured only when the suite has pooling.
     copy_bandwidth: Option<f64>,
+    /// FLOP/s of the FMA peak probe for this ISA, times the thread count;
+    /// measured only when the suite has compute cases.
+    fma_peak: Option<f64>,
 }
 
 impl Machine {
     fn rate(&self, work: Work, seconds: f64) -> (&'static str, f64, Option<f64>) {
         match work {
-            // The FMA peak appears here once the library exposes its probe.
-            Work::Flops(f) => ("GFLOP/s", f as f64 / seconds / 1e9, None),
+            Work::Flops(f) => {
+                let rate = f as f64 / seconds;
+                ("GFLOP/s", rate / 1e9, self.fma_peak.map(|peak| rate / peak))
+            }
             Work::Bytes(b) => {
                 let rate = b as f64 / seconds;
                 ("GB/s", rate / 1e9, self.copy_bandwidth.map(|bw| rate / bw))
@@ -197,10 +199,13 @@ impl Machine {
 
 fn run_suite(specs: &[Spec], opts: &Options, base: Option<&std::collections::BTreeMap<String, Record>>) -> Vec<Done> {
     let needs_copy = specs.iter().any(|s| matches!(s.work, Work::Bytes(_)));
+    let needs_fma = specs.iter().any(|s| matches!(s.work, Work::Flops(_)));
+    let (isa, threads) = (receptive::active_isa(), rayon::current_num_threads());
     let machine = Machine {
-        isa: receptive::active_isa(),
-        threads: rayon::current_num_threads(),
+        isa,
+        threads,
         copy_bandwidth: needs_copy.then(peak::copy_bandwidth),
+        fma_peak: if needs_fma { receptive::peak_gflops(isa).map(|g| g * 1e9 * threads as f64) } else { None },
     };
     let budget = opts.budget.unwrap_or(Duration::from_millis(500));
     let table = Table::new(specs, opts.baseline.as_deref());
@@ -208,8 +213,12 @@ fn run_suite(specs: &[Spec], opts: &Options, base: Option<&std::collections::BTr
         if let Some(cap) = opts.isa.filter(|&c| c != machine.isa) {
             println!("note: --isa {cap} is a cap; this CPU's best path under it is {}", machine.isa);
         }
-        let bw = machine.copy_bandwidth.map_or(String::new(), |b| format!(", copy bandwidth {:.1} GB/s", b / 1e9));
-        println!("isa {}, {} threads{bw}; peak share: pooling vs copy bandwidth", machine.isa, machine.threads);
+        let bw = machine.copy_bandwidth.map_or(String::new(), |b| format!(", DRAM copy {:.1} GB/s", b / 1e9));
+        let fma = machine.fma_peak.map_or(String::new(), |p| format!(", FMA peak {:.0} GFLOP/s", p / 1e9));
+        println!(
+            "isa {}, {} threads{fma}{bw} (peak: compute vs the FMA peak, pooling vs the copy)",
+            machine.isa, machine.threads
+        );
         table.header();
     }
     let progress = !opts.json && std::io::stderr().is_terminal();
@@ -328,7 +337,7 @@ struct Table {
     baseline: Option<String>,
 }
 
-const PATH_W: usize = 24;
+const PATH_W: usize = 36;
 
 impl Table {
     fn new(specs: &[Spec], baseline: Option<&str>) -> Table {

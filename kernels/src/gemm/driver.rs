@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use aligned_vec::{AVec, ConstAlign};
 
 use super::epilogue::{Bias, Epilogue, TileEpilogue};
-use super::pack::{PackB, pack_a};
+use super::pack::{PackB, pack_a, pack_b};
 use super::registry::{MicroKernel, kernel_for};
 use crate::isa::Isa;
 use crate::view::{MatMut, MatRef};
@@ -37,17 +37,22 @@ impl Gemm {
     /// ([`CacheSizes::detect`]).
     ///
     /// The budget (Zen 5 per core: L1d 48 KiB, L2 1 MiB, L3 32 MiB shared):
-    /// * L1: the `KC x NR` B micropanel stays resident while the loop over
-    ///   A micropanels reuses it, and one `MR x KC` A micropanel streams
-    ///   through beside it: `(MR + NR) * KC * 4` bytes in about 3/4 of L1d;
-    /// * L2: the packed `MC x KC` block of A stays resident across all the
-    ///   B micropanels of a block: `MC * KC * 4` bytes in half of L2;
-    /// * L3: the packed `KC x NC` block of B is reused across the MC blocks:
-    ///   `KC * NC * 4` bytes in a quarter of L3 (it is shared by the cores).
+    /// * L1: the `MR x KC` A micropanel in a quarter of L1d (6x64 kernel:
+    ///   KC = 512, 12 KiB), beside the B step being loaded. The `KC x NR` B
+    ///   micropanel that loop 1 reuses is larger than L1 for NR = 64
+    ///   (128 KiB) and streams from L2: 256 bytes per k-step against 12
+    ///   cycles of FMAs, well under L2's 64 bytes per cycle. Measured on
+    ///   Zen 5 (6x64): KC 512 beat 384, 256 and 128 by 2-10% on every
+    ///   benchmark shape, since a longer KC also halves the C reloads;
+    /// * L2: the packed `MC x KC` block of A, reused by every B micropanel
+    ///   of a block: `MC * KC * 4` bytes in half of L2 (MC = 252);
+    /// * L3: the packed `KC x NC` block of B, reused across the MC blocks:
+    ///   `KC * NC * 4` bytes in a quarter of L3, which the cores share
+    ///   (NC = 4096).
     pub fn for_kernel(kernel: &'static MicroKernel) -> Gemm {
         let caches = CacheSizes::detect();
         let (mr, nr) = (kernel.mr, kernel.nr);
-        let kc = (caches.l1 * 3 / 4 / ((mr + nr) * 4) / 16 * 16).clamp(64, 512);
+        let kc = (caches.l1 / 4 / (mr * 4) / 16 * 16).clamp(128, 512);
         let mc = (caches.l2 / 2 / (kc * 4) / mr * mr).clamp(mr, 4096 / mr * mr);
         let nc = (caches.l3 / 4 / (kc * 4) / nr * nr).clamp(nr, 8192 / nr * nr);
         Gemm { kernel, mc, kc, nc }
@@ -61,7 +66,23 @@ impl Gemm {
     /// If the shapes disagree (A is `m x k`, B `k x n`, C `m x n`), a bias
     /// has the wrong length, or a packed A was packed for another kernel.
     /// The safe API in `receptive` validates all of these first.
-    pub fn run(&self, alpha: f32, a: ASource<'_>, b: &dyn PackB, beta: f32, mut c: MatMut<'_>, ep: &Epilogue<'_>) {
+    pub fn run(&self, alpha: f32, a: ASource<'_>, b: &dyn PackB, beta: f32, c: MatMut<'_>, ep: &Epilogue<'_>) {
+        self.run_with(Packing::Auto, alpha, a, b, beta, c, ep);
+    }
+
+    /// [`Gemm::run`] with an explicit packing policy (tests use it to cover
+    /// both the packed and the in-place paths).
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_with(
+        &self,
+        packing: Packing,
+        alpha: f32,
+        a: ASource<'_>,
+        b: &dyn PackB,
+        beta: f32,
+        mut c: MatMut<'_>,
+        ep: &Epilogue<'_>,
+    ) {
         let (m, n, k) = (c.rows(), c.cols(), b.rows());
         assert_eq!(a.rows(), m, "A rows vs C rows");
         assert_eq!(a.cols(), k, "A cols vs B rows");
@@ -78,6 +99,29 @@ impl Gemm {
             return;
         }
         let (mr, nr) = (self.kernel.mr, self.kernel.nr);
+        // Even blocks no larger than MC / NC (in whole tiles), so a product
+        // slightly over a block size does not end in a sliver.
+        let even = |len: usize, block: usize, tile: usize| len.div_ceil(len.div_ceil(block)).div_ceil(tile) * tile;
+        let (mc_blk, nc_blk) = (even(m, self.mc, mr), even(n, self.nc, nr));
+        // Operands read in place instead of packed (see `Packing::Auto`).
+        let (a_in_place, b_in_place) = match packing {
+            Packing::Always => (None, None),
+            Packing::Auto | Packing::InPlace if k == 0 => (None, None),
+            Packing::Auto => (
+                match a {
+                    ASource::Strided(am) if am.col_stride() == 1 || n <= IN_PLACE_A_MAX_N => Some(am),
+                    _ => None,
+                },
+                b.as_matrix().filter(|bm| bm.col_stride() == 1 && m <= IN_PLACE_B_MAX_M),
+            ),
+            Packing::InPlace => (
+                match a {
+                    ASource::Strided(am) => Some(am),
+                    ASource::Packed(_) => None,
+                },
+                b.as_matrix().filter(|bm| bm.col_stride() == 1),
+            ),
+        };
         WORKSPACE.with(|ws| {
             let mut ws = ws.borrow_mut();
             let Workspace { a: abuf, b: bbuf } = &mut *ws;
@@ -86,36 +130,71 @@ impl Gemm {
             // A k of 0 still runs one (empty) block so the epilogue applies.
             let k_blocks = k.div_ceil(self.kc).max(1);
             // Loop 5: NC-wide column blocks of B and C.
-            for jc in (0..n).step_by(self.nc) {
-                let nc = self.nc.min(n - jc);
+            for jc in (0..n).step_by(nc_blk) {
+                let nc = nc_blk.min(n - jc);
                 let npanels = nc.div_ceil(nr);
                 // Loop 4: KC-long blocks of the reduction (never parallel).
                 for kb in 0..k_blocks {
                     let pc = kb * self.kc;
                     let kc = self.kc.min(k - pc);
                     let (first, last) = (kb == 0, kb + 1 == k_blocks);
-                    let bpack = grow(bbuf, npanels * kc * nr);
-                    b.pack(pc, kc, jc, nc, nr, bpack);
+                    // Packed B: every panel. In place: only a partial last
+                    // panel, which the kernel must not read past.
+                    let bpack: &[f32] = match b_in_place {
+                        None => {
+                            let buf = grow(bbuf, npanels * kc * nr);
+                            b.pack(pc, kc, jc, nc, nr, buf);
+                            buf
+                        }
+                        Some(bm) if nc % nr != 0 => {
+                            let j = nc / nr * nr;
+                            let buf = grow(bbuf, kc * nr);
+                            pack_b(&bm, pc, kc, jc + j, nc - j, nr, buf);
+                            buf
+                        }
+                        Some(_) => &[],
+                    };
                     // Loop 3: MC-tall row blocks of A and C.
-                    for ic in (0..m).step_by(self.mc) {
-                        let mc = self.mc.min(m - ic);
-                        let apack: &[f32] = match a {
-                            ASource::Packed(p) => p.block(pc, kc, ic, mc),
-                            ASource::Strided(am) => {
+                    for ic in (0..m).step_by(mc_blk) {
+                        let mc = mc_blk.min(m - ic);
+                        let apack: &[f32] = match (a, a_in_place) {
+                            (ASource::Packed(p), _) => p.block(pc, kc, ic, mc),
+                            (ASource::Strided(am), None) => {
                                 let buf = grow(abuf, mc.div_ceil(mr) * kc * mr);
                                 pack_a(&am, ic, mc, pc, kc, mr, buf);
                                 buf
                             }
+                            (ASource::Strided(am), Some(_)) if mc % mr != 0 => {
+                                let i = mc / mr * mr;
+                                let buf = grow(abuf, kc * mr);
+                                pack_a(&am, ic + i, mc - i, pc, kc, mr, buf);
+                                buf
+                            }
+                            (ASource::Strided(_), Some(_)) => &[],
                         };
                         // Loop 2: NR-wide micropanels of B; loop 1: MR-tall
                         // micropanels of A; then the microkernel.
-                        // (Indexing, not chunks: kc is 0 when k is.)
                         for j in (0..nc).step_by(nr) {
-                            let bpanel = &bpack[j * kc..(j + nr) * kc];
                             let nn = nr.min(nc - j);
+                            // (pointer, step stride) of B's panel.
+                            let bpanel = match b_in_place {
+                                Some(bm) if nn == nr => {
+                                    (bm.data()[pc * bm.row_stride() + jc + j..].as_ptr(), bm.row_stride())
+                                }
+                                Some(_) => (bpack.as_ptr(), nr),
+                                None => (bpack[j * kc..(j + nr) * kc].as_ptr(), nr),
+                            };
                             for i in (0..mc).step_by(mr) {
-                                let apanel = &apack[i * kc..(i + mr) * kc];
                                 let mm = mr.min(mc - i);
+                                // (pointer, row stride, column stride) of A's panel.
+                                let apanel = match a_in_place {
+                                    Some(am) if mm == mr => {
+                                        let at = (ic + i) * am.row_stride() + pc * am.col_stride();
+                                        (am.data()[at..].as_ptr(), am.row_stride(), am.col_stride())
+                                    }
+                                    Some(_) => (apack.as_ptr(), 1, mr),
+                                    None => (apack[i * kc..(i + mr) * kc].as_ptr(), 1, mr),
+                                };
                                 let (gi, gj) = (ic + i, jc + j);
                                 let tile = TileEpilogue {
                                     alpha,
@@ -131,24 +210,27 @@ impl Gemm {
                                     },
                                     clamp: if last { ep.clamp } else { None },
                                 };
-                                // SAFETY: the panels hold kc*MR and kc*NR
-                                // floats (sliced above); (gi, gj) + (mm, nn)
-                                // stays inside C's m x n, which the MatMut
-                                // guarantees is writable and readable; the
-                                // bias slices start at gi / gj and hold at
-                                // least mm / nn more floats (lengths asserted).
+                                let c_tile = c_ptr.wrapping_add(gi * rs_c + gj * cs_c);
+                                let packed = apanel.1 == 1 && apanel.2 == mr && bpanel.1 == nr;
+                                // SAFETY: a packed panel holds kc*MR (A) or
+                                // kc*NR (B) floats (sliced above, or the
+                                // single partial panel); an in-place panel
+                                // is a full MR x kc block of A or kc x NR
+                                // block of B (unit column stride) inside the
+                                // view, whose every element lies in its slice;
+                                // (gi, gj) + (mm, nn) stays inside C's m x n,
+                                // which the MatMut guarantees is writable
+                                // and readable; the bias slices start at gi /
+                                // gj and hold at least mm / nn more floats.
                                 unsafe {
-                                    (self.kernel.func)(
-                                        kc,
-                                        apanel.as_ptr(),
-                                        bpanel.as_ptr(),
-                                        c_ptr.add(gi * rs_c + gj * cs_c),
-                                        rs_c,
-                                        cs_c,
-                                        mm,
-                                        nn,
-                                        &tile,
-                                    )
+                                    if packed {
+                                        (self.kernel.func)(kc, apanel.0, bpanel.0, c_tile, rs_c, cs_c, mm, nn, &tile)
+                                    } else {
+                                        (self.kernel.func_strided)(
+                                            kc, apanel.0, apanel.1, apanel.2, bpanel.0, bpanel.1, c_tile, rs_c, cs_c,
+                                            mm, nn, &tile,
+                                        )
+                                    }
                                 };
                             }
                         }
@@ -157,6 +239,31 @@ impl Gemm {
             }
         });
     }
+}
+
+/// A row-major A is always read in place: packing it is a transposing
+/// copy, and reading its rows with broadcasts from L2 measured faster at
+/// every size. Single-thread on Zen 5, GFLOP/s, packed -> in place:
+/// `(512, 49, 4608)`, a late ResNet layer, 88 -> 170; `(128, 784, 1152)`
+/// 183 -> 213; 512^3 210 -> 236; 1024^3 207 -> 239; 2048^3 215 -> 235.
+/// Any other strided A is read in place up to this many columns of C, where
+/// each of its elements feeds too few FMAs to repay a copy.
+const IN_PLACE_A_MAX_N: usize = 256;
+/// Up to this many rows of C, a row-contiguous B is read in place rather
+/// than packed, for the same reason (`(64, 3136, 576)`: 140 -> 190).
+const IN_PLACE_B_MAX_M: usize = 512;
+
+/// Whether the driver copies A and B into packed panels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Packing {
+    /// Pack, except where the copy costs more than it saves: a strided A
+    /// when C has few columns, a row-contiguous B when C has few rows.
+    Auto,
+    /// Always pack both.
+    Always,
+    /// Read every strided A and row-contiguous B in place (partial panels
+    /// are still packed, so the kernel never reads past the matrix).
+    InPlace,
 }
 
 /// Data cache sizes in bytes that the block sizes are derived from.
@@ -296,5 +403,29 @@ impl PackedA {
         let panels = self.m.div_ceil(self.mr);
         let start = pc * panels * self.mr + (ic / self.mr) * kc * self.mr;
         &self.data[start..start + mc.div_ceil(self.mr) * kc * self.mr]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gemm::KERNELS;
+
+    #[test]
+    fn sysfs_sizes_parse() {
+        assert_eq!(parse_size("48K\n"), Some(48 << 10));
+        assert_eq!(parse_size("32M"), Some(32 << 20));
+        assert_eq!(parse_size("512"), Some(512));
+        assert_eq!(parse_size("lots"), None);
+    }
+
+    #[test]
+    fn block_sizes_are_whole_tiles() {
+        for kernel in KERNELS {
+            let g = Gemm::for_kernel(kernel);
+            assert!(g.mc.is_multiple_of(kernel.mr) && g.mc > 0, "{}: MC {}", kernel.name, g.mc);
+            assert!(g.nc.is_multiple_of(kernel.nr) && g.nc > 0, "{}: NC {}", kernel.name, g.nc);
+            assert!((128..=512).contains(&g.kc), "{}: KC {}", kernel.name, g.kc);
+        }
     }
 }

@@ -5,6 +5,12 @@
 //! reads both with unit stride and never past memory the library owns;
 //! `B` can come from any [`PackB`] source, which is how convolution gathers
 //! im2col columns straight into panels without building the whole matrix.
+//! Where a copy would cost more than it saves, a plain strided A or
+//! row-contiguous B is read in place instead ([`Packing`]).
+//!
+//! Each SIMD ISA implements the small vector trait in `simd.rs`; one
+//! generic body there is the microkernel for all of them, wrapped in thin
+//! `#[target_feature]` shells per tile (`avx512.rs`, `avx2.rs`, `neon.rs`).
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2;
@@ -19,7 +25,7 @@ mod registry;
 pub(crate) mod scalar;
 pub(crate) mod simd;
 
-pub use driver::{ASource, CacheSizes, Gemm, PackedA};
+pub use driver::{ASource, CacheSizes, Gemm, PackedA, Packing};
 pub use epilogue::{Bias, Epilogue, TileEpilogue};
 pub use pack::PackB;
 pub use registry::{KERNELS, MicroKernel, kernel_for};
@@ -37,6 +43,29 @@ pub type KernelFn = unsafe fn(
     kc: usize,
     a: *const f32,
     b: *const f32,
+    c: *mut f32,
+    rs_c: usize,
+    cs_c: usize,
+    m: usize,
+    n: usize,
+    tile: &TileEpilogue,
+);
+
+/// A microkernel reading A and B in place: the contract of [`KernelFn`],
+/// except that A's element (i, p) is at `a + i*rs_a + p*cs_a` and B's step p
+/// (NR contiguous floats) at `b + p*rs_b`.
+///
+/// # Safety
+/// For every `i < MR`, `j < NR` and `p < kc` (all MR rows and NR columns,
+/// even when `m < MR` or `n < NR`) those elements are readable; C and the
+/// epilogue as for [`KernelFn`].
+pub type StridedKernelFn = unsafe fn(
+    kc: usize,
+    a: *const f32,
+    rs_a: usize,
+    cs_a: usize,
+    b: *const f32,
+    rs_b: usize,
     c: *mut f32,
     rs_c: usize,
     cs_c: usize,

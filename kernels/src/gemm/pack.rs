@@ -19,6 +19,11 @@ pub trait PackB: Sync {
     /// Writes the block as `ceil(nc/nr)` panels of `kc * nr` floats into
     /// `dst` (exactly that long), zero-filling columns past `nc`.
     fn pack(&self, pc: usize, kc: usize, jc: usize, nc: usize, nr: usize, dst: &mut [f32]);
+    /// The source as a plain strided matrix, if it is one: the driver may
+    /// then read it in place instead of packing it.
+    fn as_matrix(&self) -> Option<MatRef<'_>> {
+        None
+    }
 }
 
 impl PackB for MatRef<'_> {
@@ -30,6 +35,9 @@ impl PackB for MatRef<'_> {
     }
     fn pack(&self, pc: usize, kc: usize, jc: usize, nc: usize, nr: usize, dst: &mut [f32]) {
         pack_b(self, pc, kc, jc, nc, nr, dst);
+    }
+    fn as_matrix(&self) -> Option<MatRef<'_>> {
+        Some(*self)
     }
 }
 

@@ -1,7 +1,7 @@
 //! One table of every microkernel. Tests and benches iterate it, and
 //! dispatch picks from it, so adding a kernel is one line here.
 
-use super::KernelFn;
+use super::{KernelFn, StridedKernelFn};
 use crate::isa::Isa;
 
 /// A microkernel and the facts the driver needs about it.
@@ -15,13 +15,22 @@ pub struct MicroKernel {
     pub mr: usize,
     /// Columns of C per tile (B panel width).
     pub nr: usize,
-    /// The kernel.
+    /// The kernel over packed panels.
     pub func: KernelFn,
+    /// The same kernel reading A and B through strides (see [`StridedKernelFn`]).
+    pub func_strided: StridedKernelFn,
 }
 
 macro_rules! kernel {
-    ($module:ident :: $name:ident, $isa:expr, $mr:literal x $nr:literal) => {
-        MicroKernel { name: stringify!($name), isa: $isa, mr: $mr, nr: $nr, func: super::$module::$name }
+    ($module:ident :: $name:ident / $strided:ident, $isa:expr, $mr:literal x $nr:literal) => {
+        MicroKernel {
+            name: stringify!($name),
+            isa: $isa,
+            mr: $mr,
+            nr: $nr,
+            func: super::$module::$name,
+            func_strided: super::$module::$strided,
+        }
     };
 }
 
@@ -29,21 +38,24 @@ macro_rules! kernel {
 /// the one dispatch picks.
 #[cfg(target_arch = "x86_64")]
 pub static KERNELS: &[MicroKernel] = &[
-    kernel!(avx512::sgemm_6x64_avx512, Isa::Avx512, 6 x 64),
-    kernel!(avx2::sgemm_6x16_avx2, Isa::Avx2, 6 x 16),
-    kernel!(scalar::sgemm_4x8_scalar, Isa::Scalar, 4 x 8),
+    kernel!(avx512::sgemm_6x64_avx512 / sgemm_6x64_avx512_strided, Isa::Avx512, 6 x 64),
+    kernel!(avx2::sgemm_6x16_avx2 / sgemm_6x16_avx2_strided, Isa::Avx2, 6 x 16),
+    kernel!(scalar::sgemm_4x8_scalar / sgemm_4x8_scalar_strided, Isa::Scalar, 4 x 8),
 ];
 
 /// Every microkernel compiled for this target; per ISA the first listed is
 /// the one dispatch picks.
 #[cfg(target_arch = "aarch64")]
-pub static KERNELS: &[MicroKernel] =
-    &[kernel!(neon::sgemm_12x8_neon, Isa::Neon, 12 x 8), kernel!(scalar::sgemm_4x8_scalar, Isa::Scalar, 4 x 8)];
+pub static KERNELS: &[MicroKernel] = &[
+    kernel!(neon::sgemm_12x8_neon / sgemm_12x8_neon_strided, Isa::Neon, 12 x 8),
+    kernel!(scalar::sgemm_4x8_scalar / sgemm_4x8_scalar_strided, Isa::Scalar, 4 x 8),
+];
 
 /// Every microkernel compiled for this target; per ISA the first listed is
 /// the one dispatch picks.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-pub static KERNELS: &[MicroKernel] = &[kernel!(scalar::sgemm_4x8_scalar, Isa::Scalar, 4 x 8)];
+pub static KERNELS: &[MicroKernel] =
+    &[kernel!(scalar::sgemm_4x8_scalar / sgemm_4x8_scalar_strided, Isa::Scalar, 4 x 8)];
 
 /// The preferred kernel for `isa`, falling back to scalar when the table has
 /// none for it.

@@ -4,15 +4,20 @@
 
 use super::epilogue::{TileEpilogue, store_tile};
 
-/// Generic body for any `MR x NR`.
+/// Generic body for any `MR x NR`, A and B read through strides as in the
+/// SIMD body.
 ///
 /// # Safety
-/// The contract of [`crate::gemm::KernelFn`] for this `MR` and `NR`.
+/// The contract of [`crate::gemm::StridedKernelFn`] for this `MR` and `NR`.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)] // the BLIS kernel contract, see StridedKernelFn
 unsafe fn body<const MR: usize, const NR: usize>(
     kc: usize,
     a: *const f32,
+    rs_a: usize,
+    cs_a: usize,
     b: *const f32,
+    rs_b: usize,
     c: *mut f32,
     rs_c: usize,
     cs_c: usize,
@@ -22,11 +27,11 @@ unsafe fn body<const MR: usize, const NR: usize>(
 ) {
     let mut acc = [[0.0f32; NR]; MR];
     for p in 0..kc {
-        // SAFETY: the packed panels hold kc * MR and kc * NR floats.
-        let (ap, bp) = unsafe { (a.add(p * MR), b.add(p * NR)) };
+        // SAFETY: step p of A's MR rows and of B's NR columns is readable.
+        let (ap, bp) = unsafe { (a.add(p * cs_a), b.add(p * rs_b)) };
         for (i, row) in acc.iter_mut().enumerate() {
-            // SAFETY: i < MR, inside step p of the A panel.
-            let ai = unsafe { *ap.add(i) };
+            // SAFETY: i < MR, inside step p of A.
+            let ai = unsafe { *ap.add(i * rs_a) };
             for (j, x) in row.iter_mut().enumerate() {
                 // SAFETY: j < NR, inside step p of the B panel.
                 *x += ai * unsafe { *bp.add(j) };
@@ -53,8 +58,31 @@ pub unsafe fn sgemm_4x8_scalar(
     n: usize,
     t: &TileEpilogue,
 ) {
+    // SAFETY: forwarded from the caller; packed panels have these strides.
+    unsafe { body::<4, 8>(kc, a, 1, 4, b, 8, c, rs_c, cs_c, m, n, t) }
+}
+
+/// [`sgemm_4x8_scalar`] reading A and B through strides.
+///
+/// # Safety
+/// The contract of [`crate::gemm::StridedKernelFn`] with `MR = 4`, `NR = 8`.
+#[allow(clippy::too_many_arguments)] // the BLIS kernel contract, see StridedKernelFn
+pub unsafe fn sgemm_4x8_scalar_strided(
+    kc: usize,
+    a: *const f32,
+    rs_a: usize,
+    cs_a: usize,
+    b: *const f32,
+    rs_b: usize,
+    c: *mut f32,
+    rs_c: usize,
+    cs_c: usize,
+    m: usize,
+    n: usize,
+    t: &TileEpilogue,
+) {
     // SAFETY: forwarded from the caller.
-    unsafe { body::<4, 8>(kc, a, b, c, rs_c, cs_c, m, n, t) }
+    unsafe { body::<4, 8>(kc, a, rs_a, cs_a, b, rs_b, c, rs_c, cs_c, m, n, t) }
 }
 
 /// The portable "vector" of one float: the peak probe's scalar baseline.

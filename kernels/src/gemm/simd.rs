@@ -68,19 +68,28 @@ pub(crate) unsafe trait Simd {
 /// (`NR = NV * LANES`), one B step loaded as `NV` vectors, each A element
 /// broadcast, then the epilogue applied in registers.
 ///
+/// A's element (i, p) is read at `a + i*rs_a + p*cs_a` and B's step p at
+/// `b + p*rs_b` (NR contiguous floats): a packed panel is `(1, MR)` and
+/// `NR`, and the driver passes the source matrix's own strides where
+/// packing would cost more than it saves ([`StridedKernelFn`](crate::gemm::StridedKernelFn)).
+///
 /// With row-major C (`cs_c == 1`) the epilogue runs on the vectors and
 /// stores them straight to C, with partial vectors for a partial last
 /// column block ([`Simd::store_partial`]); any other C layout spills the
 /// tile to the stack and writes it with [`store_tile`].
 ///
 /// # Safety
-/// The contract of [`crate::gemm::KernelFn`], the CPU supports `S`, and
-/// `NR == NV * S::LANES`.
+/// The contract of [`crate::gemm::StridedKernelFn`], the CPU supports `S`,
+/// and `NR == NV * S::LANES`.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)] // the BLIS kernel contract, see StridedKernelFn
 pub(crate) unsafe fn body<S: Simd, const MR: usize, const NV: usize, const NR: usize>(
     kc: usize,
     a: *const f32,
+    rs_a: usize,
+    cs_a: usize,
     b: *const f32,
+    rs_b: usize,
     c: *mut f32,
     rs_c: usize,
     cs_c: usize,
@@ -94,14 +103,14 @@ pub(crate) unsafe fn body<S: Simd, const MR: usize, const NV: usize, const NR: u
     unsafe {
         let mut acc = [[S::zero(); NV]; MR];
         for p in 0..kc {
-            // Step p of the panels: NR floats of B, MR floats of A.
-            let (bp, ap) = (b.add(p * NR), a.add(p * MR));
+            // Step p: NR floats of B, column p of A's MR rows.
+            let (bp, ap) = (b.add(p * rs_b), a.add(p * cs_a));
             let mut bv = [S::zero(); NV];
             for (v, x) in bv.iter_mut().enumerate() {
                 *x = S::load(bp.add(v * S::LANES));
             }
             for (i, row) in acc.iter_mut().enumerate() {
-                let ai = S::splat(*ap.add(i));
+                let ai = S::splat(*ap.add(i * rs_a));
                 for (x, &bj) in row.iter_mut().zip(&bv) {
                     *x = S::fmadd(ai, bj, *x);
                 }
@@ -177,9 +186,11 @@ unsafe fn load_n<S: Simd>(p: *const f32, len: usize) -> S::V {
     unsafe { if len == S::LANES { S::load(p) } else { S::load_partial(p, len) } }
 }
 
-/// Declares one `#[target_feature]` shell around [`body`] for an ISA.
+/// Declares the two `#[target_feature]` shells around [`body`] for one tile:
+/// the [`crate::gemm::KernelFn`] over packed panels and the
+/// [`crate::gemm::StridedKernelFn`] over any A and row-contiguous B.
 macro_rules! kernel_shell {
-    ($(#[$doc:meta])* $name:ident, $simd:ty, $features:literal, $mr:literal, $nv:literal, $nr:literal) => {
+    ($(#[$doc:meta])* $name:ident, $strided:ident, $simd:ty, $features:literal, $mr:literal, $nv:literal, $nr:literal) => {
         $(#[$doc])*
         ///
         /// # Safety
@@ -198,8 +209,37 @@ macro_rules! kernel_shell {
             t: &$crate::gemm::TileEpilogue,
         ) {
             // SAFETY: forwarded from the caller, who runs this only on a CPU
+            // with these features (the registry's ISA check); packed panels
+            // have these strides.
+            unsafe { $crate::gemm::simd::body::<$simd, $mr, $nv, $nr>(kc, a, 1, $mr, b, $nr, c, rs_c, cs_c, m, n, t) }
+        }
+
+        #[doc = concat!("[`", stringify!($name), "`] reading A and B through strides.")]
+        ///
+        /// # Safety
+        /// The contract of [`crate::gemm::StridedKernelFn`] for this tile, on
+        /// a CPU with the kernel's target features.
+        #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)] // the BLIS kernel contract, see StridedKernelFn
+        pub unsafe fn $strided(
+            kc: usize,
+            a: *const f32,
+            rs_a: usize,
+            cs_a: usize,
+            b: *const f32,
+            rs_b: usize,
+            c: *mut f32,
+            rs_c: usize,
+            cs_c: usize,
+            m: usize,
+            n: usize,
+            t: &$crate::gemm::TileEpilogue,
+        ) {
+            // SAFETY: forwarded from the caller, who runs this only on a CPU
             // with these features (the registry's ISA check).
-            unsafe { $crate::gemm::simd::body::<$simd, $mr, $nv, $nr>(kc, a, b, c, rs_c, cs_c, m, n, t) }
+            unsafe {
+                $crate::gemm::simd::body::<$simd, $mr, $nv, $nr>(kc, a, rs_a, cs_a, b, rs_b, c, rs_c, cs_c, m, n, t)
+            }
         }
     };
 }

@@ -38,6 +38,17 @@ impl Simd for Avx2 {
         }
     }
     #[inline(always)]
+    unsafe fn load_even(p: *const f32) -> __m256 {
+        // SAFETY: the caller's CPU supports AVX2 (trait contract); the caller makes p[0..15] readable and the
+        // masked load reads no further.
+        unsafe {
+            let a = _mm256_loadu_ps(p);
+            let b = _mm256_maskload_ps(p.add(8), _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0));
+            let e = _mm256_shuffle_ps::<0b10_00_10_00>(a, b);
+            _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(e)))
+        }
+    }
+    #[inline(always)]
     unsafe fn store(p: *mut f32, v: __m256) {
         // SAFETY: the caller's CPU supports AVX2 (trait contract); the caller makes p[0..8] writable.
         unsafe { _mm256_storeu_ps(p, v) }

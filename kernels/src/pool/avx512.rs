@@ -36,10 +36,11 @@ impl Simd for Avx512 {
     }
     #[inline(always)]
     unsafe fn load_even(p: *const f32) -> __m512 {
-        // SAFETY: the caller's CPU supports AVX-512F (trait contract); the caller makes p[0..32] readable.
+        // SAFETY: the caller's CPU supports AVX-512F (trait contract); the caller makes p[0..31] readable and the
+        // masked load reads no further.
         unsafe {
             let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-            let (a, b) = (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)));
+            let (a, b) = (_mm512_loadu_ps(p), _mm512_maskz_loadu_ps(0x7fff, p.add(16)));
             _mm512_permutex2var_ps(a, even, b)
         }
     }

@@ -1,11 +1,11 @@
 //! Pooling kernels over NCHW planes: windowed max (with indices) and
 //! average, and global max and average.
 //!
-//! One generic body per reduction ([`window`], [`global`]) runs on any
-//! [`simd::Simd`] instance; each ISA module instantiates it inside thin
-//! `#[target_feature]` shells. Strides 1 and 2 along the row are vectorized
-//! (stride 2 with deinterleaving loads); other strides run the one-lane
-//! [`simd::Scalar`] instance of the same body.
+//! One generic body per reduction (modules `window` and `global`) runs on
+//! any instance of the private `Simd` trait; each ISA module instantiates it
+//! inside thin `#[target_feature]` shells. Strides 1 and 2 along the row are
+//! vectorized (stride 2 with deinterleaving loads); other strides run the
+//! one-lane `Scalar` instance of the same body.
 
 mod global;
 mod simd;
@@ -71,7 +71,7 @@ type MaxFn = unsafe fn(&Window, *const f32, *mut f32, *mut i64, usize);
 ///
 /// # Safety
 /// See [`window::avg_planes`].
-type AvgFn = unsafe fn(&Window, Divisor, *const f32, *mut f32, usize);
+type AvgFn = unsafe fn(&Window, *const f32, *mut f32, usize);
 /// Global pooling of `planes` planes of `len` floats.
 ///
 /// # Safety
@@ -80,11 +80,12 @@ type GlobalFn = unsafe fn(*const f32, usize, *mut f32, usize);
 
 /// The shells of one ISA: `#[target_feature]` functions that instantiate the
 /// generic bodies for `$simd`, and lookups by column stride (`$sw` lists the
-/// specialized strides; 0 stands for any stride, one lane only).
+/// specialized strides; 0 stands for any stride, one lane only) and window
+/// width (2 and 3 unrolled, others a loop).
 macro_rules! pool_shells {
     ($simd:ty, [$($sw:literal),*] $(, $feat:literal)?) => {
         use super::window::{self, Window};
-        use super::{global, AvgFn, Divisor, GlobalFn, MaxFn};
+        use super::{global, AvgFn, GlobalFn, MaxFn};
 
         /// Lanes per vector.
         pub(super) const LANES: usize = <$simd as super::simd::Simd>::LANES;
@@ -92,19 +93,19 @@ macro_rules! pool_shells {
         $(#[target_feature(enable = $feat)])?
         /// # Safety
         /// See [`window::max_planes`]; the CPU supports the ISA.
-        unsafe fn max<const SW: usize, const IDX: bool>(
+        unsafe fn max<const SW: usize, const KW: usize, const IDX: bool>(
             w: &Window, x: *const f32, y: *mut f32, idx: *mut i64, planes: usize,
         ) {
             // SAFETY: forwarded from the caller.
-            unsafe { window::max_planes::<$simd, SW, IDX>(w, x, y, idx, planes) }
+            unsafe { window::max_planes::<$simd, SW, KW, IDX>(w, x, y, idx, planes) }
         }
 
         $(#[target_feature(enable = $feat)])?
         /// # Safety
         /// See [`window::avg_planes`]; the CPU supports the ISA.
-        unsafe fn avg<const SW: usize>(w: &Window, d: Divisor, x: *const f32, y: *mut f32, planes: usize) {
+        unsafe fn avg<const SW: usize, const KW: usize>(w: &Window, x: *const f32, y: *mut f32, planes: usize) {
             // SAFETY: forwarded from the caller.
-            unsafe { window::avg_planes::<$simd, SW>(w, d, x, y, planes) }
+            unsafe { window::avg_planes::<$simd, SW, KW>(w, x, y, planes) }
         }
 
         $(#[target_feature(enable = $feat)])?
@@ -123,10 +124,15 @@ macro_rules! pool_shells {
             unsafe { global::max_planes::<$simd>(x, len, y, planes) }
         }
 
-        /// The windowed shells for column stride class `sw`, if specialized.
-        pub(super) fn window_fns(sw: usize) -> Option<(MaxFn, MaxFn, AvgFn)> {
-            match sw {
-                $($sw => Some((max::<$sw, false> as MaxFn, max::<$sw, true> as MaxFn, avg::<$sw> as AvgFn)),)*
+        fn fns<const SW: usize, const KW: usize>() -> (MaxFn, MaxFn, AvgFn) {
+            (max::<SW, KW, false>, max::<SW, KW, true>, avg::<SW, KW>)
+        }
+
+        /// The windowed shells (max, max with indices, average) for column
+        /// stride class `sw` and window width `kw`, if the stride is specialized.
+        pub(super) fn window_fns(sw: usize, kw: usize) -> Option<(MaxFn, MaxFn, AvgFn)> {
+            match (sw, kw) {
+                $(($sw, 2) => Some(fns::<$sw, 2>()), ($sw, 3) => Some(fns::<$sw, 3>()), ($sw, _) => Some(fns::<$sw, 0>()),)*
                 _ => None,
             }
         }
@@ -139,16 +145,16 @@ macro_rules! pool_shells {
 }
 use pool_shells;
 
-/// The shells of `isa` for column stride class `sw`, with the lane count.
-fn isa_window_fns(isa: Isa, sw: usize) -> Option<(usize, (MaxFn, MaxFn, AvgFn))> {
+/// The shells of `isa` for column stride `sw` and window width `kw`, with the lane count.
+fn isa_window_fns(isa: Isa, sw: usize, kw: usize) -> Option<(usize, (MaxFn, MaxFn, AvgFn))> {
     match isa {
-        Isa::Scalar => Some((scalar::LANES, scalar::window_fns(0)?)),
+        Isa::Scalar => Some((scalar::LANES, scalar::window_fns(0, kw)?)),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => Some((avx2::LANES, avx2::window_fns(sw)?)),
+        Isa::Avx2 => Some((avx2::LANES, avx2::window_fns(sw, kw)?)),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => Some((avx512::LANES, avx512::window_fns(sw)?)),
+        Isa::Avx512 => Some((avx512::LANES, avx512::window_fns(sw, kw)?)),
         #[cfg(target_arch = "aarch64")]
-        Isa::Neon => Some((neon::LANES, neon::window_fns(sw)?)),
+        Isa::Neon => Some((neon::LANES, neon::window_fns(sw, kw)?)),
         #[allow(unreachable_patterns)]
         _ => None,
     }
@@ -213,12 +219,16 @@ impl PoolKernel {
             isa = Isa::Scalar;
         }
         let sw = g.stride[1];
-        let (lanes, (max, max_idx, avg)) = isa_window_fns(isa, sw).unwrap_or_else(|| {
+        let kw = g.kernel[1];
+        let (lanes, (max, max_idx, avg)) = isa_window_fns(isa, sw, kw).unwrap_or_else(|| {
             isa = Isa::Scalar;
-            isa_window_fns(Isa::Scalar, 0).expect("scalar covers every stride")
+            isa_window_fns(Isa::Scalar, sw, kw).expect("scalar covers every stride")
         });
-        let extra = usize::from(isa != Isa::Scalar && sw == 2);
-        PoolKernel { op, win: Window::new(g, lanes, extra), isa, max, max_idx, avg }
+        let divisor = match op {
+            PoolOp::Avg(d) => d,
+            PoolOp::Max => Divisor::Override(1),
+        };
+        PoolKernel { op, win: Window::new(g, divisor, lanes), isa, max, max_idx, avg }
     }
 
     /// The geometry.
@@ -270,7 +280,7 @@ impl PoolKernel {
             match self.op {
                 PoolOp::Max if idx_ptr.is_null() => (self.max)(&self.win, x.as_ptr(), y.as_mut_ptr(), idx_ptr, planes),
                 PoolOp::Max => (self.max_idx)(&self.win, x.as_ptr(), y.as_mut_ptr(), idx_ptr, planes),
-                PoolOp::Avg(d) => (self.avg)(&self.win, d, x.as_ptr(), y.as_mut_ptr(), planes),
+                PoolOp::Avg(_) => (self.avg)(&self.win, x.as_ptr(), y.as_mut_ptr(), planes),
             }
         }
     }

@@ -33,6 +33,16 @@ impl Simd for Neon {
         }
     }
     #[inline(always)]
+    unsafe fn load_even(p: *const f32) -> float32x4_t {
+        // SAFETY: the caller's CPU supports NEON (trait contract); the caller makes p[0..7] readable: the loads
+        // cover p[0..4] and p[3..7].
+        unsafe {
+            let (a, b) = (vld1q_f32(p), vld1q_f32(p.add(3)));
+            // [p0 p2 ..] and [p4 p6 ..] (the odd lanes of p[3..7]).
+            vcombine_f32(vget_low_f32(vuzp1q_f32(a, a)), vget_low_f32(vuzp2q_f32(b, b)))
+        }
+    }
+    #[inline(always)]
     unsafe fn store(p: *mut f32, v: float32x4_t) {
         // SAFETY: the caller's CPU supports NEON (trait contract); the caller makes p[0..4] writable.
         unsafe { vst1q_f32(p, v) }

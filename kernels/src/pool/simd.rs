@@ -28,14 +28,11 @@ pub(crate) trait Simd: Copy {
     /// # Safety
     /// `p[0..LANES]` is readable.
     unsafe fn load(p: *const f32) -> Self::F;
-    /// `p[0], p[2], ..., p[2*(LANES-1)]`.
+    /// `p[0], p[2], ..., p[2*(LANES-1)]`, reading nothing past the last.
     ///
     /// # Safety
-    /// `p[0..2*LANES]` is readable (the last odd element is read too).
-    unsafe fn load_even(p: *const f32) -> Self::F {
-        // SAFETY: forwarded.
-        unsafe { Self::load_pair(p).0 }
-    }
+    /// `p[0..2*LANES-1]` is readable.
+    unsafe fn load_even(p: *const f32) -> Self::F;
     /// The even and the odd elements of `p[0..2*LANES]`.
     ///
     /// # Safety
@@ -121,6 +118,11 @@ impl Simd for Scalar {
         unsafe { *p }
     }
     #[inline(always)]
+    unsafe fn load_even(p: *const f32) -> f32 {
+        // SAFETY: the caller makes p[0] readable.
+        unsafe { *p }
+    }
+    #[inline(always)]
     unsafe fn load_pair(p: *const f32) -> (f32, f32) {
         // SAFETY: the caller makes p[0..2] readable.
         unsafe { (*p, *p.add(1)) }
@@ -145,11 +147,13 @@ impl Simd for Scalar {
     }
     #[inline(always)]
     unsafe fn max_nan(best: f32, v: f32) -> f32 {
-        if v > best || v.is_nan() { v } else { best }
+        // `|` rather than `||`: one select, no branch on data.
+        if (v > best) | v.is_nan() { v } else { best }
     }
     #[inline(always)]
     unsafe fn max_nan_idx(best: f32, bi: i64, v: f32, vi: i64) -> (f32, i64) {
-        if v > best || v.is_nan() { (v, vi) } else { (best, bi) }
+        let take = (v > best) | v.is_nan();
+        (if take { v } else { best }, if take { vi } else { bi })
     }
     #[inline(always)]
     unsafe fn lane_steps(_step: usize) -> i64 {

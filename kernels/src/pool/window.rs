@@ -22,23 +22,44 @@ pub(crate) fn tap_range(o: usize, s: usize, d: usize, pad: usize, k: usize, n: u
     (lo.min(hi), hi)
 }
 
-/// A plan's geometry with the interior column run found.
-#[derive(Clone, Copy, Debug)]
+/// A plan's geometry with everything per row and column found once: the
+/// interior column run, the valid taps of each output row and column, and
+/// average pooling's divisor factors.
+#[derive(Clone, Debug)]
 pub(crate) struct Window {
     pub g: PoolGeometry,
     /// Interior output columns `[lo, hi)`, at least `LANES` long, or `lo == hi == ow`.
     pub lo: usize,
     pub hi: usize,
+    /// Valid kernel rows `ky0..ky1` of each output row.
+    pub rows: Vec<(usize, usize)>,
+    /// Valid kernel columns `kx0..kx1` of each output column.
+    pub cols: Vec<(usize, usize)>,
+    /// Average pooling: the divisor, and its factor per output row and
+    /// column (`divisor = row factor * column factor` unless overridden).
+    pub divisor: Divisor,
+    pub row_div: Vec<usize>,
+    pub col_div: Vec<usize>,
+}
+
+/// The divisor factor of output `o` along one axis, whose valid taps are
+/// `taps`: the window clipped to the padded input, or the taps inside.
+fn div_factor(divisor: Divisor, taps: (usize, usize), o: usize, s: usize, k: usize, padded: usize) -> usize {
+    match divisor {
+        Divisor::Override(_) => 1,
+        Divisor::IncludePad => (o * s + k).min(padded) - o * s,
+        Divisor::ExcludePad => taps.1 - taps.0,
+    }
 }
 
 impl Window {
-    /// Finds the interior run for vectors of `lanes` outputs that read
-    /// `extra` elements past their last tap (1 for the stride-2 pair loads).
-    pub fn new(g: PoolGeometry, lanes: usize, extra: usize) -> Window {
-        let [_, w] = g.in_hw;
-        let [_, ow] = g.out_hw;
+    /// Finds the interior run for vectors of `lanes` outputs (which read
+    /// nothing outside their windows). The caller has checked that every
+    /// window covers an input element.
+    pub fn new(g: PoolGeometry, divisor: Divisor, lanes: usize) -> Window {
+        let ([h, w], [oh, ow]) = (g.in_hw, g.out_hw);
         let (s, pad) = (g.stride[1], g.pad_before[1]);
-        let reach = (g.kernel[1] - 1) * g.dilation[1] + extra;
+        let reach = (g.kernel[1] - 1) * g.dilation[1];
         // First column whose window starts at or right of column 0.
         let lo = pad.div_ceil(s);
         // Columns with o*s - pad + reach < w, i.e. o*s < w + pad - reach.
@@ -46,54 +67,149 @@ impl Window {
             Some(lim) if lim > 0 => ((lim - 1) / s + 1).min(ow),
             _ => 0,
         };
-        if hi >= lo && hi - lo >= lanes { Window { g, lo, hi } } else { Window { g, lo: ow, hi: ow } }
+        let (lo, hi) = if hi >= lo && hi - lo >= lanes { (lo, hi) } else { (ow, ow) };
+        let axis = |a: usize, n: usize, len: usize| -> Vec<(usize, usize)> {
+            (0..len).map(|o| tap_range(o, g.stride[a], g.dilation[a], g.pad_before[a], g.kernel[a], n)).collect()
+        };
+        let (rows, cols) = (axis(0, h, oh), axis(1, w, ow));
+        let factors = |a: usize, n: usize, taps: &[(usize, usize)]| -> Vec<usize> {
+            let padded = n + g.pad_before[a] + g.pad_after[a];
+            taps.iter().enumerate().map(|(o, &t)| div_factor(divisor, t, o, g.stride[a], g.kernel[a], padded)).collect()
+        };
+        let (row_div, col_div) = (factors(0, h, &rows), factors(1, w, &cols));
+        Window { g, lo, hi, rows, cols, divisor, row_div, col_div }
     }
+}
 
-    /// Input rows of output row `oy`: the valid kernel rows and the input row
-    /// of kernel row 0 plus `pad` (so row `ky` is `base + ky*dh - pad`).
-    #[inline(always)]
-    fn rows(&self, oy: usize) -> (usize, usize) {
-        let g = &self.g;
-        tap_range(oy, g.stride[0], g.dilation[0], g.pad_before[0], g.kernel[0], g.in_hw[0])
-    }
-
-    #[inline(always)]
-    fn cols(&self, ox: usize) -> (usize, usize) {
-        let g = &self.g;
-        tap_range(ox, g.stride[1], g.dilation[1], g.pad_before[1], g.kernel[1], g.in_hw[1])
-    }
-
-    /// Average pooling's divisor factor along one axis for output `o`.
-    #[inline(always)]
-    fn avg_factor(
-        divisor: Divisor,
-        range: (usize, usize),
-        o: usize,
-        s: usize,
-        pad: usize,
-        pad_after: usize,
-        k: usize,
-        n: usize,
-    ) -> usize {
-        match divisor {
-            Divisor::Override(_) => 1,
-            // The window clipped to the padded input.
-            Divisor::IncludePad => (o * s + k).min(n + pad + pad_after) - o * s,
-            Divisor::ExcludePad => range.1 - range.0,
+/// Loads the columns `c, c + sw, ...` of one vector: plain, deinterleaved
+/// (stride 2) or one lane at a time (any stride, [`Scalar`](super::simd::Scalar)).
+///
+/// # Safety
+/// The elements named are readable.
+#[inline(always)]
+unsafe fn load_cols<S: Simd, const SW: usize>(p: *const f32, sw: usize) -> S::F {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match SW {
+            1 => S::load(p),
+            2 => S::load_even(p),
+            _ => S::load_strided(p, sw),
         }
     }
 }
 
+/// One kernel row of a vector of max windows: `kw` taps `dw` apart from
+/// `xp[at]` (the row's first tap), reduced in order, the first tap taken as
+/// is. Stride 2 without dilation loads two taps with one pair load.
+///
+/// # Safety
+/// Every tap of every lane is readable.
+#[inline(always)]
+unsafe fn max_row<S: Simd, const SW: usize, const KW: usize, const IDX: bool>(
+    xp: *const f32,
+    at: usize,
+    kw: usize,
+    dw: usize,
+    sw: usize,
+    steps: S::I,
+) -> (S::F, S::I) {
+    let kw = if KW > 0 { KW } else { kw };
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        let r = xp.add(at);
+        let (mut best, mut bi, mut kx);
+        if SW == 2 && dw == 1 && kw >= 2 {
+            let (e, o) = S::load_pair(r);
+            (best, bi) = (e, S::index(at, steps));
+            if IDX {
+                (best, bi) = S::max_nan_idx(best, bi, o, S::index(at + 1, steps));
+            } else {
+                best = S::max_nan(best, o);
+            }
+            kx = 2;
+        } else {
+            (best, bi) = (load_cols::<S, SW>(r, sw), S::index(at, steps));
+            kx = 1;
+        }
+        while kx < kw {
+            let c = kx * dw;
+            if SW == 2 && dw == 1 && kx + 1 < kw {
+                let (e, o) = S::load_pair(r.add(c));
+                if IDX {
+                    (best, bi) = S::max_nan_idx(best, bi, e, S::index(at + c, steps));
+                    (best, bi) = S::max_nan_idx(best, bi, o, S::index(at + c + 1, steps));
+                } else {
+                    best = S::max_nan(S::max_nan(best, e), o);
+                }
+                kx += 2;
+            } else {
+                let v = load_cols::<S, SW>(r.add(c), sw);
+                if IDX {
+                    (best, bi) = S::max_nan_idx(best, bi, v, S::index(at + c, steps));
+                } else {
+                    best = S::max_nan(best, v);
+                }
+                kx += 1;
+            }
+        }
+        (best, bi)
+    }
+}
+
+/// One kernel row of a vector of average windows: the sum of `kw`
+/// adjacent taps from `r`.
+///
+/// # Safety
+/// As [`max_row`].
+#[inline(always)]
+unsafe fn sum_row<S: Simd, const SW: usize, const KW: usize>(r: *const f32, kw: usize, sw: usize) -> S::F {
+    let kw = if KW > 0 { KW } else { kw };
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        let (mut sum, mut kx);
+        if SW == 2 && kw >= 2 {
+            let (e, o) = S::load_pair(r);
+            (sum, kx) = (S::add(e, o), 2);
+        } else {
+            (sum, kx) = (load_cols::<S, SW>(r, sw), 1);
+        }
+        while kx < kw {
+            if SW == 2 && kx + 1 < kw {
+                let (e, o) = S::load_pair(r.add(kx));
+                sum = S::add(sum, S::add(e, o));
+                kx += 2;
+            } else {
+                sum = S::add(sum, load_cols::<S, SW>(r.add(kx), sw));
+                kx += 1;
+            }
+        }
+        sum
+    }
+}
+
+/// The next vector start of the interior run after `ox0`, the last one
+/// overlapping its neighbour; `hi` when done.
+#[inline(always)]
+fn next_vector(ox0: usize, hi: usize, lanes: usize) -> usize {
+    if ox0 + lanes >= hi { hi } else { (ox0 + lanes).min(hi - lanes) }
+}
+
 /// Max pooling of `planes` planes, with indices when `IDX`. `SW` is the
-/// column stride when it is 1 or 2 (loads specialized), 0 for any other.
+/// column stride when it is 1 or 2 (loads specialized), 0 for any other;
+/// `KW` the window width when specialized (loops unrolled), else 0.
+///
+/// Each kernel row is reduced on its own and the row results are then
+/// combined in row order: the same result as the sequential row-major scan
+/// (the last NaN, else the first maximum), with chains only `kw` and `kh`
+/// long, and two vectors are in flight per step.
 ///
 /// # Safety
 /// `x` holds `planes * h * w` readable floats, `y` (and `idx` when `IDX`)
-/// `planes * oh * ow` writable elements; `win` was built for `S::LANES` and
-/// `extra = (SW == 2) as usize`; the column stride is `SW` unless `SW == 0`,
-/// and `SW == 0` only with one lane; plane indices fit `S::I`.
+/// `planes * oh * ow` writable elements; `win` was built for `S::LANES`; the column stride is `SW` unless `SW == 0`,
+/// and `SW == 0` only with one lane; `KW` is 0 or the window width; plane
+/// indices fit `S::I`.
 #[inline(always)]
-pub(crate) unsafe fn max_planes<S: Simd, const SW: usize, const IDX: bool>(
+pub(crate) unsafe fn max_planes<S: Simd, const SW: usize, const KW: usize, const IDX: bool>(
     win: &Window,
     x: *const f32,
     y: *mut f32,
@@ -106,77 +222,71 @@ pub(crate) unsafe fn max_planes<S: Simd, const SW: usize, const IDX: bool>(
     let kw = g.kernel[1];
     let l = S::LANES;
     // SAFETY: the caller's contract covers every pointer formed below: rows
-    // and columns come from `tap_range` (border) or from the interior run,
-    // whose windows (plus `extra`) lie inside the row by construction.
+    // and columns come from the tap tables (border) or from the interior
+    // run, whose windows lie inside the row by construction.
     unsafe {
         let steps = S::lane_steps(sw);
         for p in 0..planes {
             let xp = x.add(p * h * w);
             for oy in 0..oh {
-                let (ky0, ky1) = win.rows(oy);
+                let (ky0, ky1) = win.rows[oy];
                 let yrow = y.add((p * oh + oy) * ow);
                 let irow = if IDX { idx.add((p * oh + oy) * ow) } else { idx };
                 let border = |ox: usize| {
-                    let (kx0, kx1) = win.cols(ox);
-                    let mut best = f32::NEG_INFINITY;
-                    let mut bi = -1i64;
+                    let (kx0, kx1) = win.cols[ox];
+                    // The first tap is taken as is; the rest by the rule, as selects.
+                    let first = (oy * sh + ky0 * dh - pt) * w + ox * sw + kx0 * dw - pl;
+                    let (mut best, mut bi) = (*xp.add(first), first);
                     for ky in ky0..ky1 {
-                        let iy = oy * sh + ky * dh - pt;
+                        let r = (oy * sh + ky * dh - pt) * w + ox * sw;
                         for kx in kx0..kx1 {
-                            let ix = ox * sw + kx * dw - pl;
-                            let v = *xp.add(iy * w + ix);
-                            if bi < 0 || v > best || v.is_nan() {
-                                best = v;
-                                bi = (iy * w + ix) as i64;
-                            }
+                            let i = r + kx * dw - pl;
+                            let v = *xp.add(i);
+                            let take = (v > best) | v.is_nan();
+                            best = if take { v } else { best };
+                            bi = if take { i } else { bi };
                         }
                     }
                     *yrow.add(ox) = best;
                     if IDX {
-                        *irow.add(ox) = bi;
+                        *irow.add(ox) = bi as i64;
                     }
                 };
                 (0..win.lo).for_each(border);
+                let row0 = (oy * sh + ky0 * dh - pt) * w;
                 let mut ox0 = win.lo;
                 while ox0 < win.hi {
+                    // Two vectors when both fit, so two chains are in flight.
+                    let pair = ox0 + 2 * l <= win.hi;
                     let c0 = ox0 * sw - pl;
-                    let mut best = S::splat(f32::NEG_INFINITY);
-                    // Index of the first tap: kept if every value is -inf.
-                    let mut bi = S::index((oy * sh + ky0 * dh - pt) * w + c0, steps);
-                    for ky in ky0..ky1 {
-                        let iy = oy * sh + ky * dh - pt;
-                        let r = xp.add(iy * w);
-                        let mut take = |c: usize, v: S::F| {
-                            if IDX {
-                                (best, bi) = S::max_nan_idx(best, bi, v, S::index(iy * w + c, steps));
-                            } else {
-                                best = S::max_nan(best, v);
-                            }
-                        };
-                        let mut kx = 0;
-                        while kx < kw {
-                            let c = c0 + kx * dw;
-                            if SW == 2 && dw == 1 && kx + 1 < kw {
-                                let (e, o) = S::load_pair(r.add(c));
-                                take(c, e);
-                                take(c + 1, o);
-                                kx += 2;
-                                continue;
-                            }
-                            let v = match SW {
-                                1 => S::load(r.add(c)),
-                                2 => S::load_even(r.add(c)),
-                                _ => S::load_strided(r.add(c), sw),
-                            };
-                            take(c, v);
-                            kx += 1;
+                    let c1 = if pair { c0 + l * sw } else { c0 };
+                    let (mut b0, mut i0) = max_row::<S, SW, KW, IDX>(xp, row0 + c0, kw, dw, sw, steps);
+                    let (mut b1, mut i1) = max_row::<S, SW, KW, IDX>(xp, row0 + c1, kw, dw, sw, steps);
+                    for ky in ky0 + 1..ky1 {
+                        let at = (oy * sh + ky * dh - pt) * w;
+                        let (v0, vi0) = max_row::<S, SW, KW, IDX>(xp, at + c0, kw, dw, sw, steps);
+                        let (v1, vi1) = max_row::<S, SW, KW, IDX>(xp, at + c1, kw, dw, sw, steps);
+                        if IDX {
+                            (b0, i0) = S::max_nan_idx(b0, i0, v0, vi0);
+                            (b1, i1) = S::max_nan_idx(b1, i1, v1, vi1);
+                        } else {
+                            b0 = S::max_nan(b0, v0);
+                            b1 = S::max_nan(b1, v1);
                         }
                     }
-                    S::store(yrow.add(ox0), best);
+                    S::store(yrow.add(ox0), b0);
                     if IDX {
-                        S::store_idx(irow.add(ox0), bi);
+                        S::store_idx(irow.add(ox0), i0);
                     }
-                    ox0 = if ox0 + l >= win.hi { win.hi } else { (ox0 + l).min(win.hi - l) };
+                    if pair {
+                        S::store(yrow.add(ox0 + l), b1);
+                        if IDX {
+                            S::store_idx(irow.add(ox0 + l), i1);
+                        }
+                        ox0 = next_vector(ox0 + l, win.hi, l);
+                    } else {
+                        ox0 = next_vector(ox0, win.hi, l);
+                    }
                 }
                 (win.hi..ow).for_each(border);
             }
@@ -184,45 +294,102 @@ pub(crate) unsafe fn max_planes<S: Simd, const SW: usize, const IDX: bool>(
     }
 }
 
+/// Sums the input rows `iy0, iy0 + 1, ..., iy0 + n - 1` of a plane
+/// (`n >= 2`) column by column into `out[0..w]`; the last vector overlaps
+/// its neighbour when `w` is not a multiple of the lanes.
+///
+/// # Safety
+/// The `n` rows of `w` floats from `xp + iy0*w` are readable, `out[0..w]` writable.
+#[inline(always)]
+unsafe fn sum_rows<S: Simd>(xp: *const f32, w: usize, iy0: usize, n: usize, out: *mut f32) {
+    let l = S::LANES;
+    if w < l {
+        // SAFETY: as above, one element at a time.
+        (0..w).for_each(|c| unsafe { *out.add(c) = (0..n).map(|k| *xp.add((iy0 + k) * w + c)).sum() });
+        return;
+    }
+    let mut c = 0;
+    while c < w {
+        let c0 = c.min(w - l);
+        // SAFETY: c0 + LANES <= w: inside every row and `out`.
+        unsafe {
+            let r = xp.add(iy0 * w + c0);
+            let mut s = S::add(S::load(r), S::load(r.add(w)));
+            for k in 2..n {
+                s = S::add(s, S::load(r.add(k * w)));
+            }
+            S::store(out.add(c0), s);
+        }
+        c = c0 + l;
+    }
+}
+
+/// The row the average windows of output row `oy` run along: its single
+/// input row as it is, else its input rows summed column by column into `buf`.
+///
+/// # Safety
+/// `xp` is a plane `win` describes; `buf` holds `w` writable floats.
+#[inline(always)]
+unsafe fn avg_row<S: Simd>(win: &Window, xp: *const f32, oy: usize, buf: *mut f32) -> *const f32 {
+    let (ky0, ky1) = win.rows[oy];
+    let w = win.g.in_hw[1];
+    let iy0 = oy * win.g.stride[0] + ky0 - win.g.pad_before[0];
+    // SAFETY: the rows iy0..iy0 + (ky1 - ky0) are inside the plane (tap table).
+    unsafe {
+        if ky1 - ky0 == 1 {
+            xp.add(iy0 * w)
+        } else {
+            sum_rows::<S>(xp, w, iy0, ky1 - ky0, buf);
+            buf
+        }
+    }
+}
+
 /// Average pooling of `planes` planes with PyTorch's divisor rules.
+///
+/// Each output row first sums its input rows column by column into a row
+/// buffer (one pass, `kh` loads per vector), then runs the windows along
+/// that buffer (`kw` loads per vector, the border columns too): fewer loads
+/// than `kh * kw` per vector, and the border costs `kw` scalar taps.
 ///
 /// # Safety
 /// As [`max_planes`] without indices.
 #[inline(always)]
-pub(crate) unsafe fn avg_planes<S: Simd, const SW: usize>(
+pub(crate) unsafe fn avg_planes<S: Simd, const SW: usize, const KW: usize>(
     win: &Window,
-    divisor: Divisor,
     x: *const f32,
     y: *mut f32,
     planes: usize,
 ) {
     let g = &win.g;
     let ([h, w], [oh, ow]) = (g.in_hw, g.out_hw);
-    let ([sh, sw], [pt, pl], [pb, pr]) = (g.stride, g.pad_before, g.pad_after);
-    let [kh, kw] = g.kernel;
+    let (sw, pl) = (g.stride[1], g.pad_before[1]);
+    let kw = g.kernel[1];
     let l = S::LANES;
-    // SAFETY: as in `max_planes` (average pooling has no dilation, so the
-    // tap columns of a window are `c0..c0 + kw`).
+    let divisor = win.divisor;
+    // Two row buffers: the column sums of the next output row are written
+    // while the current one is read, so the reads never wait on those stores.
+    let mut bufs = [vec![0.0f32; w], vec![0.0f32; w]];
+    // SAFETY: as in `max_planes` (average pooling has no dilation); each
+    // buffer holds one row of w floats, which the window pass reads like an
+    // input row.
     unsafe {
         for p in 0..planes {
             let xp = x.add(p * h * w);
+            let mut next = avg_row::<S>(win, xp, 0, bufs[0].as_mut_ptr());
             for oy in 0..oh {
-                let rows = win.rows(oy);
-                let (ky0, ky1) = rows;
-                let fy = Window::avg_factor(divisor, rows, oy, sh, pt, pb, kh, h);
+                let r = next;
+                if oy + 1 < oh {
+                    next = avg_row::<S>(win, xp, oy + 1, bufs[(oy + 1) % 2].as_mut_ptr());
+                }
+                let fy = win.row_div[oy];
                 let yrow = y.add((p * oh + oy) * ow);
                 let border = |ox: usize| {
-                    let cols = win.cols(ox);
-                    let mut sum = 0.0f32;
-                    for ky in ky0..ky1 {
-                        let r = xp.add((oy * sh + ky - pt) * w);
-                        for kx in cols.0..cols.1 {
-                            sum += *r.add(ox * sw + kx - pl);
-                        }
-                    }
+                    let (kx0, kx1) = win.cols[ox];
+                    let sum: f32 = (kx0..kx1).map(|kx| *r.add(ox * sw + kx - pl)).sum();
                     let d = match divisor {
                         Divisor::Override(d) => d,
-                        _ => fy * Window::avg_factor(divisor, cols, ox, sw, pl, pr, kw, w),
+                        _ => fy * win.col_div[ox],
                     };
                     *yrow.add(ox) = sum / d as f32;
                 };
@@ -235,29 +402,17 @@ pub(crate) unsafe fn avg_planes<S: Simd, const SW: usize>(
                 let inv = S::splat(1.0 / d as f32);
                 let mut ox0 = win.lo;
                 while ox0 < win.hi {
+                    let pair = ox0 + 2 * l <= win.hi;
                     let c0 = ox0 * sw - pl;
-                    let mut sum = S::splat(0.0);
-                    for ky in ky0..ky1 {
-                        let r = xp.add((oy * sh + ky - pt) * w + c0);
-                        let mut kx = 0;
-                        while kx < kw {
-                            if SW == 2 && kx + 1 < kw {
-                                let (e, o) = S::load_pair(r.add(kx));
-                                sum = S::add(sum, S::add(e, o));
-                                kx += 2;
-                                continue;
-                            }
-                            let v = match SW {
-                                1 => S::load(r.add(kx)),
-                                2 => S::load_even(r.add(kx)),
-                                _ => S::load_strided(r.add(kx), sw),
-                            };
-                            sum = S::add(sum, v);
-                            kx += 1;
-                        }
+                    let s0 = sum_row::<S, SW, KW>(r.add(c0), kw, sw);
+                    S::store(yrow.add(ox0), S::mul(s0, inv));
+                    if pair {
+                        let s1 = sum_row::<S, SW, KW>(r.add(c0 + l * sw), kw, sw);
+                        S::store(yrow.add(ox0 + l), S::mul(s1, inv));
+                        ox0 = next_vector(ox0 + l, win.hi, l);
+                    } else {
+                        ox0 = next_vector(ox0, win.hi, l);
                     }
-                    S::store(yrow.add(ox0), S::mul(sum, inv));
-                    ox0 = if ox0 + l >= win.hi { win.hi } else { (ox0 + l).min(win.hi - l) };
                 }
                 (win.hi..ow).for_each(border);
             }

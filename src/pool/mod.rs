@@ -2,6 +2,9 @@
 //! NCHW tensors, planned once per layer geometry and run in parallel over
 //! the (batch x channel) planes.
 
+mod backward;
+
+pub use backward::{avg_pool2d_backward, max_pool2d_backward};
 use rayon::prelude::*;
 use receptive_kernels::Isa;
 use receptive_kernels::pool::{Divisor, PoolGeometry, PoolKernel, PoolOp, global_pool};
@@ -15,7 +18,7 @@ const MIN_TASK_ELEMS: usize = 32 * 1024;
 
 /// Planes per rayon task: enough for [`MIN_TASK_ELEMS`], and about four tasks
 /// per thread for balance. All of them (one task, no rayon) on one thread.
-fn planes_per_task(planes: usize, elems_per_plane: usize) -> usize {
+pub(crate) fn planes_per_task(planes: usize, elems_per_plane: usize) -> usize {
     let threads = rayon::current_num_threads();
     if threads <= 1 {
         return planes.max(1);
