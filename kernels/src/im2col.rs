@@ -104,71 +104,150 @@ impl PackB for Im2col<'_> {
         if kc == 0 || nc == 0 {
             return;
         }
-        let taps = g.fh * g.fw;
-        let plane = g.h * g.w;
-        let first = self.first_pixel + jc;
-        let last_width = nc - (panels - 1) * nr;
-        let panel_len = kc * nr;
-        for p in 0..kc {
-            let r = pc + p;
-            let (ch, tap) = (r / taps, r % taps);
-            let (fy, fx) = (tap / g.fw, tap % g.fw);
-            let xc = &self.x[ch * plane..(ch + 1) * plane];
-            let row_dy = fy * g.dilation[0];
-            let col_dx = fx * g.dilation[1];
-            // Walk the block's pixels in runs that stay inside one output
-            // row and one panel: each run is one gather from one input row.
-            let (mut oy, mut ox) = (first / g.ow, first % g.ow);
-            let mut j = 0;
-            while j < nc {
-                let (q, lane) = (j / nr, j % nr);
-                let len = (g.ow - ox).min(nr - lane).min(nc - j);
-                let at = q * panel_len + p * nr + lane;
-                let out = &mut dst[at..at + len];
-                // Input row in padded coordinates.
-                let iy = oy * g.stride[0] + row_dy;
-                match iy.checked_sub(g.pad_top).filter(|&y| y < g.h) {
-                    Some(y) => {
-                        gather_run(out, &xc[y * g.w..(y + 1) * g.w], ox * g.stride[1] + col_dx, g.stride[1], g.pad_left)
+        SEGMENTS.with(|segs| {
+            let mut segs = segs.borrow_mut();
+            runs(g, self.first_pixel + jc, nc, nr, kc * nr, &mut segs);
+            let (plane, sw) = (g.h * g.w, g.stride[1]);
+            let last_width = nc - (panels - 1) * nr;
+            // Tap (ch, fy, fx) of row pc, then stepped along with the rows.
+            let (ch0, tap) = (pc / (g.fh * g.fw), pc % (g.fh * g.fw));
+            let (mut ch, mut fy, mut fx) = (ch0, tap / g.fw, tap % g.fw);
+            for p in 0..kc {
+                let xc = &self.x[ch * plane..(ch + 1) * plane];
+                let (dy, dx) = (fy * g.dilation[0], fx * g.dilation[1]);
+                for s in segs.iter() {
+                    let at = s.dst + p * nr;
+                    let out = &mut dst[at..at + s.len];
+                    let iy = s.row + dy;
+                    if iy < g.pad_top || iy >= g.pad_top + g.h {
+                        out.fill(0.0);
+                        continue;
                     }
-                    None => out.fill(0.0),
+                    let y = iy - g.pad_top;
+                    let row = &xc[y * g.w..(y + 1) * g.w];
+                    let start = s.col + dx;
+                    if start >= g.pad_left && start + (s.len - 1) * sw < g.pad_left + g.w {
+                        // The common case: a run inside the row, one short
+                        // copy (or a strided read) without border checks.
+                        let from = start - g.pad_left;
+                        if sw == 1 {
+                            copy_short(out, &row[from..from + s.len]);
+                        } else {
+                            let src = &row[from..=from + (s.len - 1) * sw];
+                            for (j, o) in out.iter_mut().enumerate() {
+                                *o = src[j * sw];
+                            }
+                        }
+                    } else {
+                        gather_run(out, row, start, sw, g.pad_left);
+                    }
                 }
-                j += len;
-                ox += len;
-                if ox == g.ow {
-                    ox = 0;
-                    oy += 1;
+                if last_width < nr {
+                    let at = (panels - 1) * kc * nr + p * nr;
+                    dst[at + last_width..at + nr].fill(0.0);
+                }
+                fx += 1;
+                if fx == g.fw {
+                    fx = 0;
+                    fy += 1;
+                    if fy == g.fh {
+                        fy = 0;
+                        ch += 1;
+                    }
                 }
             }
-            if last_width < nr {
-                let at = (panels - 1) * panel_len + p * nr;
-                dst[at + last_width..at + nr].fill(0.0);
-            }
+        });
+    }
+}
+
+/// A run of pixels inside one output row and one panel: where it goes in
+/// the panels (for pack row 0) and where tap (0, 0) of its first pixel is.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    /// Offset of the run's first float in the packed block, row 0.
+    dst: usize,
+    /// Pixels in the run.
+    len: usize,
+    /// Input row of tap (0, 0), padded coordinates (`oy * stride`).
+    row: usize,
+    /// Input column of tap (0, 0) of the first pixel, padded (`ox * stride`).
+    col: usize,
+}
+
+thread_local! {
+    /// The runs of the block being packed: the same for every pack row, so
+    /// they are found once per block (per-thread, reused).
+    static SEGMENTS: std::cell::RefCell<Vec<Run>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Splits pixels `first..first + count` into [`Run`]s at output-row and
+/// panel boundaries.
+fn runs(g: &Geometry, first: usize, count: usize, nr: usize, panel_len: usize, out: &mut Vec<Run>) {
+    out.clear();
+    let (mut oy, mut ox) = (first / g.ow, first % g.ow);
+    let (mut q, mut lane) = (0, 0);
+    let mut j = 0;
+    while j < count {
+        let len = (g.ow - ox).min(nr - lane).min(count - j);
+        out.push(Run { dst: q * panel_len + lane, len, row: oy * g.stride[0], col: ox * g.stride[1] });
+        j += len;
+        ox += len;
+        if ox == g.ow {
+            ox = 0;
+            oy += 1;
+        }
+        lane += len;
+        if lane == nr {
+            lane = 0;
+            q += 1;
         }
     }
 }
 
 /// `out[j] = row[start + j*step - pad]`, zero where that index falls outside
 /// `row` (in the padding). `start` is in padded coordinates.
-#[inline]
+#[inline(always)]
 pub(crate) fn gather_run(out: &mut [f32], row: &[f32], start: usize, step: usize, pad: usize) {
     let len = out.len();
     let end = pad + row.len();
-    // Outputs [lo, hi) read inside the row.
-    let lo = if start >= pad { 0 } else { (pad - start).div_ceil(step) }.min(len);
-    let hi = if start >= end { 0 } else { (end - start).div_ceil(step) }.clamp(lo, len);
+    // Outputs [lo, hi) read inside the row; unit stride needs no division.
+    let (lo, hi) = if step == 1 {
+        let lo = pad.saturating_sub(start).min(len);
+        (lo, end.saturating_sub(start).clamp(lo, len))
+    } else {
+        let lo = pad.saturating_sub(start).div_ceil(step).min(len);
+        (lo, end.saturating_sub(start).div_ceil(step).clamp(lo, len))
+    };
     out[..lo].fill(0.0);
     out[hi..].fill(0.0);
     if lo < hi {
         let from = start + lo * step - pad;
         let dst = &mut out[lo..hi];
         if step == 1 {
-            dst.copy_from_slice(&row[from..from + dst.len()]);
+            copy_short(dst, &row[from..from + dst.len()]);
         } else {
             for (o, v) in dst.iter_mut().zip(row[from..].iter().step_by(step)) {
                 *o = *v;
             }
         }
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the short runs of a panel row (at most NR
+/// floats): whole 8-float blocks as fixed-size moves the compiler inlines,
+/// instead of a `memcpy` call per run.
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len());
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let d: &mut [f32; 8] = d.try_into().expect("chunks of 8");
+        let s: &[f32; 8] = s.try_into().expect("chunks of 8");
+        *d = *s;
+    }
+    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = *s;
     }
 }
 

@@ -7,8 +7,9 @@
 //! scratch, reused), wide enough that every vector of outputs, the last
 //! partial one included, reads only inside it. The loops over the output
 //! then need no border cases at all: every tap is one unaligned load (a
-//! gather for column strides above 1) and one FMA; only the store of a
-//! row's last partial vector goes through a small stack buffer.
+//! gather for column strides above 1) and one FMA, in blocks of two output
+//! rows by up to four vectors (eight independent accumulators); only the
+//! store of a row's last partial vector goes through a small stack buffer.
 
 mod simd;
 
@@ -85,12 +86,20 @@ impl Depthwise {
         }
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
+            let Scratch { plane, zeroed_for } = &mut *s;
             let (rows, cols) = padded_dims(g);
-            if s.len() < rows * cols {
-                s.resize(rows * cols, 0.0);
+            if plane.len() < rows * cols {
+                plane.resize(rows * cols, 0.0);
+                *zeroed_for = None;
             }
-            let padded = &mut s[..rows * cols];
-            fill_padded(x, g, cols, padded);
+            let padded = &mut plane[..rows * cols];
+            // Consecutive planes of a layer share the geometry, so the zero
+            // border written for the first one is still in place.
+            if *zeroed_for != Some(*g) {
+                padded.fill(0.0);
+                *zeroed_for = Some(*g);
+            }
+            copy_interior(x, g, cols, padded);
             let mut job = Job { padded, pitch: cols, g: *g, w, bias, clamp, y };
             job.check();
             // SAFETY: `for_isa` only hands out kernels this CPU supports, and
@@ -101,7 +110,7 @@ impl Depthwise {
 }
 
 thread_local! {
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch { plane: Vec::new(), zeroed_for: None }) };
 }
 
 /// Rows and row pitch of the zero-bordered plane: every tap of every output
@@ -113,17 +122,19 @@ fn padded_dims(g: &Geometry) -> (usize, usize) {
     (rows, cols)
 }
 
-/// Copies `x` into `dst` (rows of `pitch`) at (pad_top, pad_left), zeros elsewhere.
-fn fill_padded(x: &[f32], g: &Geometry, pitch: usize, dst: &mut [f32]) {
-    for (r, row) in dst.chunks_exact_mut(pitch).enumerate() {
-        match r.checked_sub(g.pad_top).filter(|&y| y < g.h) {
-            Some(y) => {
-                row[..g.pad_left].fill(0.0);
-                row[g.pad_left..g.pad_left + g.w].copy_from_slice(&x[y * g.w..(y + 1) * g.w]);
-                row[g.pad_left + g.w..].fill(0.0);
-            }
-            None => row.fill(0.0),
-        }
+/// Per-thread bordered plane, and the geometry whose zero border it holds
+/// (only the interior changes between planes of one layer).
+struct Scratch {
+    plane: Vec<f32>,
+    zeroed_for: Option<Geometry>,
+}
+
+/// Copies `x` into `dst` (rows of `pitch`) at (pad_top, pad_left); the
+/// border around it is left as it is (zero).
+fn copy_interior(x: &[f32], g: &Geometry, pitch: usize, dst: &mut [f32]) {
+    let rows = dst[g.pad_top * pitch..].chunks_exact_mut(pitch);
+    for (row, src) in rows.zip(x.chunks_exact(g.w)) {
+        row[g.pad_left..g.pad_left + g.w].copy_from_slice(src);
     }
 }
 
@@ -149,47 +160,75 @@ impl Job<'_> {
     }
 }
 
-/// `U` vectors of outputs starting at `src` (the tap (0, 0) of the first
-/// output): bias plus the sum over taps, then the clamp.
+/// A block of `R` output rows by `U` vectors, starting at output (oy, ox)
+/// of plane `j`: bias plus the sum over taps, clamped, then stored (the
+/// last vector of a row may be partial). `R * U` independent accumulators
+/// hide the FMA latency.
 ///
 /// # Safety
-/// The CPU supports `V`'s ISA; every tap of the `U * LANES` outputs
-/// (`src + fy*dh*pitch + fx*dw + i*sw`) is readable.
+/// The CPU supports `V`'s ISA, `job.check()` passed, `oy + R <= OH` and
+/// `ox + U*LANES <= OW` rounded up to whole vectors.
 #[inline(always)]
-unsafe fn outputs<V: Simd, const UNIT: bool, const U: usize>(
-    src: *const f32,
+unsafe fn block<V: Simd, const UNIT: bool, const R: usize, const U: usize>(
     job: &Job<'_>,
     wj: &[f32],
     b: f32,
-) -> [V; U] {
+    oy: usize,
+    ox: usize,
+    out: &mut [f32],
+) {
     let g = &job.g;
-    let sw = g.stride[1];
-    // SAFETY (all blocks): the ISA is supported and the reads are in range,
-    // by the caller's contract.
-    let mut acc = [unsafe { V::splat(b) }; U];
+    let (l, sw) = (V::LANES, g.stride[1]);
+    // Tap (0, 0) of output (oy, ox) is at row oy*sh, column ox*sw.
+    // SAFETY (pointer arithmetic and loads): `padded_dims` sizes the plane
+    // for every tap of every output row and of every vector up to the width
+    // rounded to MAX_LANES (a multiple of LANES), which bounds these reads.
+    let src = unsafe { job.padded.as_ptr().add(oy * g.stride[0] * job.pitch + ox * sw) };
+    let row_step = g.stride[0] * job.pitch;
+    // SAFETY: the ISA is supported (caller's contract).
+    let mut acc = [[unsafe { V::splat(b) }; U]; R];
     for fy in 0..g.fh {
-        let row = unsafe { src.add(fy * g.dilation[0] * job.pitch) };
         for fx in 0..g.fw {
+            // SAFETY: as above.
             let wv = unsafe { V::splat(wj[fy * g.fw + fx]) };
-            let p = unsafe { row.add(fx * g.dilation[1]) };
-            for (u, a) in acc.iter_mut().enumerate() {
-                let v = unsafe {
-                    if UNIT { V::load(p.add(u * V::LANES)) } else { V::load_strided(p.add(u * V::LANES * sw), sw) }
-                };
-                *a = unsafe { V::mul_add(v, wv, *a) };
+            let tap = unsafe { src.add(fy * g.dilation[0] * job.pitch + fx * g.dilation[1]) };
+            for (r, accs) in acc.iter_mut().enumerate() {
+                for (u, a) in accs.iter_mut().enumerate() {
+                    // SAFETY: as above.
+                    unsafe {
+                        let p = tap.add(r * row_step + u * l * sw);
+                        let v = if UNIT { V::load(p) } else { V::load_strided(p, sw) };
+                        *a = V::mul_add(v, wv, *a);
+                    }
+                }
             }
         }
     }
-    if let Some((lo, hi)) = job.clamp {
-        for a in &mut acc {
-            *a = unsafe { a.clamp(lo, hi) };
+    for (r, accs) in acc.iter().enumerate() {
+        let row = &mut out[(oy + r) * g.ow..(oy + r + 1) * g.ow];
+        for (u, a) in accs.iter().enumerate() {
+            // SAFETY: the ISA is supported; the stores go through
+            // bounds-checked slices.
+            unsafe {
+                let a = match job.clamp {
+                    Some((lo, hi)) => a.clamp(lo, hi),
+                    None => *a,
+                };
+                let x0 = ox + u * l;
+                if x0 + l <= g.ow {
+                    a.store(row[x0..x0 + l].as_mut_ptr());
+                } else {
+                    let mut t = [0.0f32; MAX_LANES];
+                    a.store(t.as_mut_ptr());
+                    row[x0..].copy_from_slice(&t[..g.ow - x0]);
+                }
+            }
         }
     }
-    acc
 }
 
-/// The generic body: every output plane, row by row, in blocks of four
-/// vectors, then single vectors, then one partial vector.
+/// The generic body: every output plane in blocks of two rows by up to
+/// four vectors.
 ///
 /// # Safety
 /// The CPU supports `V`'s ISA and `job.check()` passed.
@@ -197,39 +236,36 @@ unsafe fn outputs<V: Simd, const UNIT: bool, const U: usize>(
 unsafe fn body<V: Simd, const UNIT: bool>(job: &mut Job<'_>) {
     let g = job.g;
     let (l, taps, plane) = (V::LANES, g.fh * g.fw, g.oh * g.ow);
-    let base = job.padded.as_ptr();
     let mut y = std::mem::take(&mut job.y);
+    let job = &*job;
     for (j, &b) in job.bias.iter().enumerate() {
         let wj = &job.w[j * taps..(j + 1) * taps];
         let (yj, rest) = y.split_at_mut(plane);
         y = rest;
-        for (oy, out) in yj.chunks_exact_mut(g.ow).enumerate() {
-            // Tap (0, 0) of output (oy, ox) is at row oy*sh, column ox*sw.
-            let row = oy * g.stride[0] * job.pitch;
-            // SAFETY: `padded_dims` sizes the plane for every tap of every
-            // output vector up to the width rounded to MAX_LANES >= LANES,
-            // so each call below reads inside `padded`; the stores write
-            // through bounds-checked slices of `out`.
-            let at = |ox: usize| unsafe { base.add(row + ox * g.stride[1]) };
+        let mut oy = 0;
+        while oy < g.oh {
+            let two = oy + 2 <= g.oh;
             let mut ox = 0;
-            while ox + 4 * l <= g.ow {
-                let acc = unsafe { outputs::<V, UNIT, 4>(at(ox), job, wj, b) };
-                for (u, a) in acc.iter().enumerate() {
-                    unsafe { a.store(out[ox + u * l..ox + (u + 1) * l].as_mut_ptr()) };
+            while ox < g.ow {
+                let vectors = (g.ow - ox).div_ceil(l).min(4);
+                // SAFETY: oy + R <= OH and ox + vectors*LANES is the width
+                // rounded up to whole vectors at most; the rest is the
+                // caller's contract.
+                unsafe {
+                    match (two, vectors) {
+                        (true, 4) => block::<V, UNIT, 2, 4>(job, wj, b, oy, ox, yj),
+                        (true, 3) => block::<V, UNIT, 2, 3>(job, wj, b, oy, ox, yj),
+                        (true, 2) => block::<V, UNIT, 2, 2>(job, wj, b, oy, ox, yj),
+                        (true, _) => block::<V, UNIT, 2, 1>(job, wj, b, oy, ox, yj),
+                        (false, 4) => block::<V, UNIT, 1, 4>(job, wj, b, oy, ox, yj),
+                        (false, 3) => block::<V, UNIT, 1, 3>(job, wj, b, oy, ox, yj),
+                        (false, 2) => block::<V, UNIT, 1, 2>(job, wj, b, oy, ox, yj),
+                        (false, _) => block::<V, UNIT, 1, 1>(job, wj, b, oy, ox, yj),
+                    }
                 }
-                ox += 4 * l;
+                ox += vectors * l;
             }
-            while ox + l <= g.ow {
-                let [a] = unsafe { outputs::<V, UNIT, 1>(at(ox), job, wj, b) };
-                unsafe { a.store(out[ox..ox + l].as_mut_ptr()) };
-                ox += l;
-            }
-            if ox < g.ow {
-                let [a] = unsafe { outputs::<V, UNIT, 1>(at(ox), job, wj, b) };
-                let mut t = [0.0f32; MAX_LANES];
-                unsafe { a.store(t.as_mut_ptr()) };
-                out[ox..].copy_from_slice(&t[..g.ow - ox]);
-            }
+            oy += if two { 2 } else { 1 };
         }
     }
 }
