@@ -415,3 +415,35 @@ fn plan_rejects_bad_buffers() {
     assert!(receptive::max_pool2d(&x, [1, 2, 4, 5], &Pool2dParams::max([2, 2])).is_err());
     assert!(receptive::avg_pool2d(&x, [1, 2, 4, 4], &Pool2dParams::avg([2, 2]).padding(2)).is_err());
 }
+
+/// Max pooling without indices over windows whose rows overlap runs
+/// separably (row maxima shared by output rows): bitwise against the
+/// reference for NaN, ties, signed zeros and infinities, with row lengths
+/// that leave partial vectors, paddings, strides 1 and 2, odd widths.
+#[test]
+fn separable_max_matches_reference() {
+    let geometries = [
+        ([3, 3], [2, 2], [1, 1, 1, 1]),
+        ([3, 3], [1, 1], [1, 1, 1, 1]),
+        ([3, 2], [2, 2], [0, 1, 0, 1]),
+        ([4, 3], [3, 2], [2, 1, 1, 0]),
+        ([5, 5], [2, 1], [2, 2, 2, 2]),
+        ([2, 3], [1, 2], [0, 0, 1, 1]),
+    ];
+    for (kernel, stride, [pt, pb, pl, pr]) in geometries {
+        for w in [33, 40, 71, 112] {
+            let shape = [1, 2, 9, w];
+            let q = Pool2dParams::max(kernel).stride_hw(stride).padding_with(Padding::new(pt, pb, pl, pr));
+            for mode in 0..3 {
+                let x = fill(shape.iter().product(), w as u64 + mode as u64, mode);
+                let idx = reference::max_pool2d_with_indices(&x, shape, &q).unwrap().1;
+                for isa in isas() {
+                    let plan = Pool2dPlan::with_isa(&q, shape, isa).unwrap();
+                    let mut y = vec![0.0; idx.len()];
+                    plan.run(&x, &mut y).unwrap();
+                    check_max(&x, shape, &q, (&y, &idx), &plan.path());
+                }
+            }
+        }
+    }
+}

@@ -49,6 +49,14 @@ impl Simd for Avx2 {
         }
     }
     #[inline(always)]
+    unsafe fn shift_in(v: __m256, next: f32) -> __m256 {
+        // SAFETY: the caller's CPU supports AVX2 (trait contract).
+        unsafe {
+            let down = _mm256_permutevar8x32_ps(v, _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 7));
+            _mm256_blend_ps::<0x80>(down, _mm256_set1_ps(next))
+        }
+    }
+    #[inline(always)]
     unsafe fn store(p: *mut f32, v: __m256) {
         // SAFETY: the caller's CPU supports AVX2 (trait contract); the caller makes p[0..8] writable.
         unsafe { _mm256_storeu_ps(p, v) }

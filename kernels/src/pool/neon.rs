@@ -43,6 +43,11 @@ impl Simd for Neon {
         }
     }
     #[inline(always)]
+    unsafe fn shift_in(v: float32x4_t, next: f32) -> float32x4_t {
+        // SAFETY: the caller's CPU supports NEON (trait contract).
+        unsafe { vextq_f32::<1>(v, vdupq_n_f32(next)) }
+    }
+    #[inline(always)]
     unsafe fn store(p: *mut f32, v: float32x4_t) {
         // SAFETY: the caller's CPU supports NEON (trait contract); the caller makes p[0..4] writable.
         unsafe { vst1q_f32(p, v) }

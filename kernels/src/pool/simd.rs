@@ -52,6 +52,11 @@ pub(crate) trait Simd: Copy {
         // SAFETY: buf holds 16 >= LANES floats.
         unsafe { Self::load(buf.as_ptr()) }
     }
+    /// Lanes `1..LANES` of `v`, then `next`: the vector one column on.
+    ///
+    /// # Safety
+    /// The CPU supports the ISA.
+    unsafe fn shift_in(v: Self::F, next: f32) -> Self::F;
     /// Stores `v` to `p[0..LANES]`.
     ///
     /// # Safety
@@ -131,6 +136,10 @@ impl Simd for Scalar {
     unsafe fn load_strided(p: *const f32, _s: usize) -> f32 {
         // SAFETY: the caller makes p[0] readable.
         unsafe { *p }
+    }
+    #[inline(always)]
+    unsafe fn shift_in(_v: f32, next: f32) -> f32 {
+        next
     }
     #[inline(always)]
     unsafe fn store(p: *mut f32, v: f32) {

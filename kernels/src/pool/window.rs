@@ -118,6 +118,13 @@ unsafe fn max_row<S: Simd, const SW: usize, const KW: usize, const IDX: bool>(
     unsafe {
         let r = xp.add(at);
         let (mut best, mut bi, mut kx);
+        if !IDX && SW == 2 && dw == 1 && kw == 3 {
+            // Taps 0, 1 and 2 of lane i are r[2i], r[2i + 1], r[2i + 2]: the
+            // third is the even vector one lane on, its last lane r[2 * LANES].
+            let (e, o) = S::load_pair(r);
+            let t = S::shift_in(e, *r.add(2 * S::LANES));
+            return (S::max_nan(S::max_nan(e, o), t), S::index(at, steps));
+        }
         if SW == 2 && dw == 1 && kw >= 2 {
             let (e, o) = S::load_pair(r);
             (best, bi) = (e, S::index(at, steps));
@@ -194,6 +201,36 @@ fn next_vector(ox0: usize, hi: usize, lanes: usize) -> usize {
     if ox0 + lanes >= hi { hi } else { (ox0 + lanes).min(hi - lanes) }
 }
 
+/// The max window of output `(oy, ox)` of plane `xp` one tap at a time,
+/// with bounds from the tap tables, and its flat index.
+///
+/// # Safety
+/// `xp` is a plane `win` describes; `(oy, ox)` is an output of it.
+#[inline(always)]
+unsafe fn max_border(win: &Window, xp: *const f32, oy: usize, ox: usize) -> (f32, usize) {
+    let g = &win.g;
+    let w = g.in_hw[1];
+    let ([sh, sw], [dh, dw], [pt, pl]) = (g.stride, g.dilation, g.pad_before);
+    let ((ky0, ky1), (kx0, kx1)) = (win.rows[oy], win.cols[ox]);
+    // SAFETY: the tap tables keep every tap inside the plane.
+    unsafe {
+        // The first tap is taken as is; the rest by the rule, as selects.
+        let first = (oy * sh + ky0 * dh - pt) * w + ox * sw + kx0 * dw - pl;
+        let (mut best, mut bi) = (*xp.add(first), first);
+        for ky in ky0..ky1 {
+            let r = (oy * sh + ky * dh - pt) * w + ox * sw;
+            for kx in kx0..kx1 {
+                let i = r + kx * dw - pl;
+                let v = *xp.add(i);
+                let take = (v > best) | v.is_nan();
+                best = if take { v } else { best };
+                bi = if take { i } else { bi };
+            }
+        }
+        (best, bi)
+    }
+}
+
 /// Max pooling of `planes` planes, with indices when `IDX`. `SW` is the
 /// column stride when it is 1 or 2 (loads specialized), 0 for any other;
 /// `KW` the window width when specialized (loops unrolled), else 0.
@@ -221,6 +258,10 @@ pub(crate) unsafe fn max_planes<S: Simd, const SW: usize, const KW: usize, const
     let ([sh, sw], [dh, dw], [pt, pl]) = (g.stride, g.dilation, g.pad_before);
     let kw = g.kernel[1];
     let l = S::LANES;
+    if !IDX && dh == 1 && sh < g.kernel[0] && win.lo < win.hi {
+        // SAFETY: forwarded from the caller.
+        return unsafe { max_planes_separable::<S, SW, KW>(win, x, y, planes) };
+    }
     // SAFETY: the caller's contract covers every pointer formed below: rows
     // and columns come from the tap tables (border) or from the interior
     // run, whose windows lie inside the row by construction.
@@ -233,20 +274,7 @@ pub(crate) unsafe fn max_planes<S: Simd, const SW: usize, const KW: usize, const
                 let yrow = y.add((p * oh + oy) * ow);
                 let irow = if IDX { idx.add((p * oh + oy) * ow) } else { idx };
                 let border = |ox: usize| {
-                    let (kx0, kx1) = win.cols[ox];
-                    // The first tap is taken as is; the rest by the rule, as selects.
-                    let first = (oy * sh + ky0 * dh - pt) * w + ox * sw + kx0 * dw - pl;
-                    let (mut best, mut bi) = (*xp.add(first), first);
-                    for ky in ky0..ky1 {
-                        let r = (oy * sh + ky * dh - pt) * w + ox * sw;
-                        for kx in kx0..kx1 {
-                            let i = r + kx * dw - pl;
-                            let v = *xp.add(i);
-                            let take = (v > best) | v.is_nan();
-                            best = if take { v } else { best };
-                            bi = if take { i } else { bi };
-                        }
-                    }
+                    let (best, bi) = max_border(win, xp, oy, ox);
                     *yrow.add(ox) = best;
                     if IDX {
                         *irow.add(ox) = bi as i64;
@@ -289,6 +317,85 @@ pub(crate) unsafe fn max_planes<S: Simd, const SW: usize, const KW: usize, const
                     }
                 }
                 (win.hi..ow).for_each(border);
+            }
+        }
+    }
+}
+
+/// Max pooling without indices for windows whose rows overlap (row stride
+/// below the window height, no row dilation), done separably: each input
+/// row's interior window maxima along the row are found once into a ring of
+/// `kh` row buffers, and each output row then takes the maximum of its rows'
+/// buffers, so rows shared by consecutive output rows are reduced once.
+///
+/// The max rule is a monoid (the last NaN, else the first maximum), so row
+/// results combined in row order equal the row-major scan bit for bit.
+///
+/// # Safety
+/// As [`max_planes`] without indices, with `win.lo < win.hi`.
+#[inline(always)]
+unsafe fn max_planes_separable<S: Simd, const SW: usize, const KW: usize>(
+    win: &Window,
+    x: *const f32,
+    y: *mut f32,
+    planes: usize,
+) {
+    let g = &win.g;
+    let ([h, w], [oh, ow]) = (g.in_hw, g.out_hw);
+    let ([sh, sw], [_, dw], [pt, pl]) = (g.stride, g.dilation, g.pad_before);
+    let (kh, kw) = (g.kernel[0], g.kernel[1]);
+    let l = S::LANES;
+    let n = win.hi - win.lo;
+    // Slot `iy % kh` holds input row `held[slot]`'s interior maxima: the rows
+    // of one output row are at most kh consecutive rows, so distinct slots.
+    let mut ring = vec![0.0f32; kh * n];
+    let mut held = vec![usize::MAX; kh];
+    // The ring slots of the current output row's input rows, in row order.
+    let mut slots = vec![std::ptr::null::<f32>(); kh];
+    // SAFETY: as in `max_planes`; ring slots hold n floats and every vector
+    // below starts at most n - LANES into one (interior run of >= LANES).
+    unsafe {
+        let steps = S::lane_steps(sw);
+        let ring = ring.as_mut_ptr();
+        let slots = slots.as_mut_slice();
+        for p in 0..planes {
+            let xp = x.add(p * h * w);
+            held.fill(usize::MAX);
+            for oy in 0..oh {
+                let (ky0, ky1) = win.rows[oy];
+                let yrow = y.add((p * oh + oy) * ow);
+                for ky in ky0..ky1 {
+                    let iy = oy * sh + ky - pt;
+                    let slot = iy % kh;
+                    if held[slot] == iy {
+                        continue;
+                    }
+                    held[slot] = iy;
+                    let out = ring.add(slot * n);
+                    let mut ox0 = win.lo;
+                    while ox0 < win.hi {
+                        let at = iy * w + ox0 * sw - pl;
+                        let (v, _) = max_row::<S, SW, KW, false>(xp, at, kw, dw, sw, steps);
+                        S::store(out.add(ox0 - win.lo), v);
+                        ox0 = next_vector(ox0, win.hi, l);
+                    }
+                }
+                for ox in (0..win.lo).chain(win.hi..ow) {
+                    *yrow.add(ox) = max_border(win, xp, oy, ox).0;
+                }
+                for ky in ky0..ky1 {
+                    slots[ky - ky0] = ring.add((oy * sh + ky - pt) % kh * n);
+                }
+                let rows = &slots[..ky1 - ky0];
+                let mut c = 0;
+                while c < n {
+                    let mut b = S::load(rows[0].add(c));
+                    for r in &rows[1..] {
+                        b = S::max_nan(b, S::load(r.add(c)));
+                    }
+                    S::store(yrow.add(win.lo + c), b);
+                    c = next_vector(c, n, l);
+                }
             }
         }
     }
