@@ -1,6 +1,7 @@
 //! Convolution backward passes on large layers of the public suite, at 1
 //! and 2 threads. Throughput is in FLOPs (`2*N*K*OH*OW*(C/groups)*FH*FW`,
 //! the forward count), so criterion's "elem/s" reads as FLOP/s. Beside them,
+//! `forward` times the layer's forward pass through its plan, and
 //! `gemm_equiv` times the plain SGEMM of the forward's shape (K x CFF times
 //! CFF x OH*OW): the ceiling of an im2col forward pass.
 
@@ -8,7 +9,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use receptive::{
-    Activation, Bias, Conv2dBackwardDataPlan, Conv2dParams, MatMut, MatRef, conv2d_backward_weights, sgemm,
+    Activation, Bias, Conv2dBackwardDataPlan, Conv2dParams, Conv2dPlan, MatMut, MatRef, conv2d_backward_weights, sgemm,
 };
 
 fn fill(len: usize, seed: u64) -> Vec<f32> {
@@ -38,6 +39,8 @@ fn bench(c: &mut Criterion) {
         group.throughput(Throughput::Elements(p.flops(xs).unwrap()));
         let (x, w, dy) = (fill(xs.iter().product(), 1), fill(p.weight_count(), 2), fill(ys.iter().product(), 3));
         let plan = Conv2dBackwardDataPlan::new(&p, &w).unwrap();
+        let forward = Conv2dPlan::new(&p, &w, None, Activation::None).unwrap();
+        let mut fwd_out = vec![0.0; dy.len()];
         let mut dx = vec![0.0; x.len()];
         let [k, cg, fh, fw] = p.weight_shape();
         let (cff, pixels) = (cg * fh * fw, ys[2] * ys[3]);
@@ -46,6 +49,9 @@ fn bench(c: &mut Criterion) {
         for threads in [1, 2] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let id = |op: &str| BenchmarkId::new(op, format!("{name}/t{threads}"));
+            group.bench_function(id("forward"), |bch| {
+                bch.iter(|| pool.install(|| forward.run(black_box(&x), xs, &mut fwd_out).unwrap()))
+            });
             group.bench_function(id("data"), |bch| {
                 bch.iter(|| pool.install(|| plan.run(black_box(&dy), ys, xs, &mut dx).unwrap()))
             });
