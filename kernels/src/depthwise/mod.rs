@@ -63,7 +63,7 @@ impl Depthwise {
     /// zero-bordered input plane).
     pub fn scratch_len(g: &Geometry) -> usize {
         let (rows, cols) = padded_dims(g);
-        rows * cols
+        rows * cols + MAX_LANES
     }
 
     /// Convolves the single input plane `x` (`g.h x g.w`, `g.c == 1`) with
@@ -88,11 +88,13 @@ impl Depthwise {
             let mut s = s.borrow_mut();
             let Scratch { plane, zeroed_for } = &mut *s;
             let (rows, cols) = padded_dims(g);
-            if plane.len() < rows * cols {
-                plane.resize(rows * cols, 0.0);
+            // MAX_LANES spare floats let the plane start on a 64-byte line.
+            if plane.len() < rows * cols + MAX_LANES {
+                plane.resize(rows * cols + MAX_LANES, 0.0);
                 *zeroed_for = None;
             }
-            let padded = &mut plane[..rows * cols];
+            let start = plane.as_ptr().align_offset(64).min(MAX_LANES);
+            let padded = &mut plane[start..start + rows * cols];
             // Consecutive planes of a layer share the geometry, so the zero
             // border written for the first one is still in place.
             if *zeroed_for != Some(*g) {
@@ -119,7 +121,8 @@ fn padded_dims(g: &Geometry) -> (usize, usize) {
     let reach = |o: usize, s: usize, f: usize, d: usize| o.saturating_sub(1) * s + f.saturating_sub(1) * d + 1;
     let rows = reach(g.oh, g.stride[0], g.fh, g.dilation[0]).max(g.pad_top + g.h);
     let cols = reach(g.ow.next_multiple_of(MAX_LANES), g.stride[1], g.fw, g.dilation[1]).max(g.pad_left + g.w);
-    (rows, cols)
+    // Whole lines per row, so the loads of a column line up alike in every row.
+    (rows, cols.next_multiple_of(MAX_LANES))
 }
 
 /// Per-thread bordered plane, and the geometry whose zero border it holds
