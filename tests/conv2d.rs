@@ -97,6 +97,23 @@ proptest! {
         prop_assume!(p.output_shape(shape).is_ok());
         run_and_check(&p, shape, with_bias, act, seed);
     }
+
+    /// The depthwise kernel's 3x3 unit-stride body (strips of up to four
+    /// vectors, rolling rows), over widths spanning several strips.
+    #[test]
+    fn depthwise_3x3_unit_stride_matches_reference(
+        (c, m, n) in (2usize..=4, 1usize..=2, 1usize..=2),
+        (h, w) in (1usize..=9, 1usize..=80),
+        (pt, pb, pl, pr) in (0usize..=2, 0usize..=2, 0usize..=2, 0usize..=2),
+        with_bias in any::<bool>(),
+        act in activation(),
+        seed in 0u64..1000,
+    ) {
+        let p = Conv2dParams::new(c, c * m, [3, 3]).groups(c).padding_with(Padding::new(pt, pb, pl, pr));
+        prop_assume!(p.output_shape([n, c, h, w]).is_ok());
+        let path = run_and_check(&p, [n, c, h, w], with_bias, act, seed);
+        prop_assert!(path.starts_with("depthwise"), "{}", path);
+    }
 }
 
 #[test]

@@ -63,7 +63,7 @@ impl Depthwise {
     /// zero-bordered input plane).
     pub fn scratch_len(g: &Geometry) -> usize {
         let (rows, cols) = padded_dims(g);
-        rows * cols
+        rows * cols + MAX_LANES
     }
 
     /// Convolves the single input plane `x` (`g.h x g.w`, `g.c == 1`) with
@@ -88,11 +88,13 @@ impl Depthwise {
             let mut s = s.borrow_mut();
             let Scratch { plane, zeroed_for } = &mut *s;
             let (rows, cols) = padded_dims(g);
-            if plane.len() < rows * cols {
-                plane.resize(rows * cols, 0.0);
+            // MAX_LANES spare floats let the plane start on a 64-byte line.
+            if plane.len() < rows * cols + MAX_LANES {
+                plane.resize(rows * cols + MAX_LANES, 0.0);
                 *zeroed_for = None;
             }
-            let padded = &mut plane[..rows * cols];
+            let start = plane.as_ptr().align_offset(64).min(MAX_LANES);
+            let padded = &mut plane[start..start + rows * cols];
             // Consecutive planes of a layer share the geometry, so the zero
             // border written for the first one is still in place.
             if *zeroed_for != Some(*g) {
@@ -119,7 +121,8 @@ fn padded_dims(g: &Geometry) -> (usize, usize) {
     let reach = |o: usize, s: usize, f: usize, d: usize| o.saturating_sub(1) * s + f.saturating_sub(1) * d + 1;
     let rows = reach(g.oh, g.stride[0], g.fh, g.dilation[0]).max(g.pad_top + g.h);
     let cols = reach(g.ow.next_multiple_of(MAX_LANES), g.stride[1], g.fw, g.dilation[1]).max(g.pad_left + g.w);
-    (rows, cols)
+    // Whole lines per row, so the loads of a column line up alike in every row.
+    (rows, cols.next_multiple_of(MAX_LANES))
 }
 
 /// Per-thread bordered plane, and the geometry whose zero border it holds
@@ -227,6 +230,108 @@ unsafe fn block<V: Simd, const UNIT: bool, const R: usize, const U: usize>(
     }
 }
 
+/// A strip of `U` vectors of one output plane, from output column `ox`
+/// down all rows, for a 3x3 filter with unit strides and dilations whose
+/// weights `wv` are already broadcast. It walks the input rows once: each
+/// input row vector is loaded once and feeds the three output rows it
+/// touches (three rolling sets of accumulators), so a tap costs a third of
+/// a load.
+///
+/// # Safety
+/// As for [`block`] with `R = OH`, and the geometry is 3x3 with unit
+/// strides and dilations.
+#[inline(always)]
+unsafe fn strip3x3<V: Simd, const U: usize>(job: &Job<'_>, wv: &[V; 9], b: V, ox: usize, out: &mut [f32]) {
+    let (g, l, pitch) = (&job.g, V::LANES, job.pitch);
+    // SAFETY (pointer arithmetic and loads): `padded_dims` sizes the plane
+    // for every tap of every output row and vector up to the rounded width:
+    // input rows 0..OH+2 and columns ox..ox+U*LANES+2.
+    let src = unsafe { job.padded.as_ptr().add(ox) };
+    // acc[f]: output row i - f, which input row i feeds through filter row f.
+    let mut acc = [[b; U]; 3];
+    for i in 0..g.oh + 2 {
+        for fx in 0..3 {
+            for u in 0..U {
+                // SAFETY: as above; the ISA is supported (caller's contract).
+                unsafe {
+                    let v = V::load(src.add(i * pitch + u * l + fx));
+                    for (f, accs) in acc.iter_mut().enumerate() {
+                        accs[u] = V::mul_add(v, wv[f * 3 + fx], accs[u]);
+                    }
+                }
+            }
+        }
+        if i >= 2 {
+            // SAFETY: output row i - 2 < OH; forwarded from the caller.
+            unsafe { store_row::<V, U>(job, &acc[2], i - 2, ox, out) };
+        }
+        acc = [[b; U], acc[0], acc[1]];
+    }
+}
+
+/// Clamps and stores `U` vectors at output (oy, ox); a row's last partial
+/// vector goes through a stack buffer.
+///
+/// # Safety
+/// The CPU supports `V`'s ISA.
+#[inline(always)]
+unsafe fn store_row<V: Simd, const U: usize>(job: &Job<'_>, acc: &[V; U], oy: usize, ox: usize, out: &mut [f32]) {
+    let (g, l) = (&job.g, V::LANES);
+    let row = &mut out[oy * g.ow..(oy + 1) * g.ow];
+    for (u, a) in acc.iter().enumerate() {
+        // SAFETY: the ISA is supported; the stores go through bounds-checked
+        // slices.
+        unsafe {
+            let a = match job.clamp {
+                Some((lo, hi)) => a.clamp(lo, hi),
+                None => *a,
+            };
+            let x0 = ox + u * l;
+            if x0 + l <= g.ow {
+                a.store(row[x0..x0 + l].as_mut_ptr());
+            } else if x0 < g.ow {
+                let mut t = [0.0f32; MAX_LANES];
+                a.store(t.as_mut_ptr());
+                row[x0..].copy_from_slice(&t[..g.ow - x0]);
+            }
+        }
+    }
+}
+
+/// The body for 3x3 filters with unit strides and dilations: strips of up
+/// to four vectors, the nine broadcast weights held across the plane.
+///
+/// # Safety
+/// As for [`strip3x3`].
+#[inline(always)]
+unsafe fn body3x3<V: Simd>(job: &mut Job<'_>) {
+    let g = job.g;
+    let (l, plane) = (V::LANES, g.oh * g.ow);
+    let mut y = std::mem::take(&mut job.y);
+    let job = &*job;
+    for (j, &b) in job.bias.iter().enumerate() {
+        // SAFETY: the ISA is supported (caller's contract).
+        let (wv, bv): ([V; 9], V) = unsafe { (std::array::from_fn(|t| V::splat(job.w[j * 9 + t])), V::splat(b)) };
+        let (yj, rest) = y.split_at_mut(plane);
+        y = rest;
+        let mut ox = 0;
+        while ox < g.ow {
+            let vectors = (g.ow - ox).div_ceil(l).min(4);
+            // SAFETY: ox + vectors*LANES is the width rounded up to whole
+            // vectors at most; the rest is the caller's contract.
+            unsafe {
+                match vectors {
+                    4 => strip3x3::<V, 4>(job, &wv, bv, ox, yj),
+                    3 => strip3x3::<V, 3>(job, &wv, bv, ox, yj),
+                    2 => strip3x3::<V, 2>(job, &wv, bv, ox, yj),
+                    _ => strip3x3::<V, 1>(job, &wv, bv, ox, yj),
+                }
+            }
+            ox += vectors * l;
+        }
+    }
+}
+
 /// The generic body: every output plane in blocks of two rows by up to
 /// four vectors.
 ///
@@ -277,7 +382,18 @@ unsafe fn body<V: Simd, const UNIT: bool>(job: &mut Job<'_>) {
 #[inline(always)]
 unsafe fn dispatch<V: Simd>(job: &mut Job<'_>) {
     // SAFETY: forwarded from the caller.
-    unsafe { if job.g.stride[1] == 1 { body::<V, true>(job) } else { body::<V, false>(job) } }
+    let g = &job.g;
+    let unit = g.stride == [1, 1] && g.dilation == [1, 1];
+    // SAFETY: forwarded from the caller (`body3x3` only on its geometry).
+    unsafe {
+        if unit && (g.fh, g.fw) == (3, 3) {
+            body3x3::<V>(job)
+        } else if g.stride[1] == 1 {
+            body::<V, true>(job)
+        } else {
+            body::<V, false>(job)
+        }
+    }
 }
 
 /// # Safety
