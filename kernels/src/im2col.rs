@@ -105,42 +105,38 @@ impl PackB for Im2col<'_> {
             return;
         }
         SEGMENTS.with(|segs| {
-            let mut segs = segs.borrow_mut();
-            runs(g, self.first_pixel + jc, nc, nr, kc * nr, &mut segs);
+            let (segs, slab) = &mut *segs.borrow_mut();
+            runs(g, self.first_pixel + jc, nc, nr, kc * nr, segs);
             let (plane, sw) = (g.h * g.w, g.stride[1]);
             let last_width = nc - (panels - 1) * nr;
             // Tap (ch, fy, fx) of row pc, then stepped along with the rows.
-            let (ch0, tap) = (pc / (g.fh * g.fw), pc % (g.fh * g.fw));
+            let taps = g.fh * g.fw;
+            let (ch0, tap) = (pc / taps, pc % taps);
             let (mut ch, mut fy, mut fx) = (ch0, tap / g.fw, tap % g.fw);
+            let padded = Slab::new(g, segs, ch0..(pc + kc - 1) / taps + 1, kc * nc);
+            if let Some(padded) = &padded {
+                padded.fill(self.x, g, slab);
+            }
             for p in 0..kc {
-                let xc = &self.x[ch * plane..(ch + 1) * plane];
                 let (dy, dx) = (fy * g.dilation[0], fx * g.dilation[1]);
-                for s in segs.iter() {
-                    let at = s.dst + p * nr;
-                    let out = &mut dst[at..at + s.len];
-                    let iy = s.row + dy;
-                    if iy < g.pad_top || iy >= g.pad_top + g.h {
-                        out.fill(0.0);
-                        continue;
-                    }
-                    let y = iy - g.pad_top;
-                    let row = &xc[y * g.w..(y + 1) * g.w];
-                    let start = s.col + dx;
-                    if start >= g.pad_left && start + (s.len - 1) * sw < g.pad_left + g.w {
-                        // The common case: a run inside the row, one short
-                        // copy (or a strided read) without border checks.
-                        let from = start - g.pad_left;
+                if let Some(padded) = &padded {
+                    // Every run reads inside the padded rows: no borders.
+                    let rows = &slab[(ch - ch0) * padded.plane..(ch - ch0 + 1) * padded.plane];
+                    for s in segs.iter() {
+                        let at = s.dst + p * nr;
+                        let from = (s.row + dy - padded.first_row) * padded.width + s.col + dx;
+                        let out = &mut dst[at..at + s.len];
                         if sw == 1 {
-                            copy_short(out, &row[from..from + s.len]);
+                            copy_short(out, &rows[from..from + s.len]);
                         } else {
-                            let src = &row[from..=from + (s.len - 1) * sw];
-                            for (j, o) in out.iter_mut().enumerate() {
-                                *o = src[j * sw];
+                            let src = &rows[from..=from + (s.len - 1) * sw];
+                            for (o, v) in out.iter_mut().zip(src.iter().step_by(sw)) {
+                                *o = *v;
                             }
                         }
-                    } else {
-                        gather_run(out, row, start, sw, g.pad_left);
                     }
+                } else {
+                    self.gather_row(&self.x[ch * plane..(ch + 1) * plane], segs, dy, dx, &mut dst[p * nr..]);
                 }
                 if last_width < nr {
                     let at = (panels - 1) * kc * nr + p * nr;
@@ -157,6 +153,67 @@ impl PackB for Im2col<'_> {
                 }
             }
         });
+    }
+}
+
+impl Im2col<'_> {
+    /// One pack row read from the input plane `xc` itself, each run checked
+    /// against the borders; `dst` starts at the row's place in panel 0.
+    fn gather_row(&self, xc: &[f32], segs: &[Run], dy: usize, dx: usize, dst: &mut [f32]) {
+        let g = &self.g;
+        for s in segs {
+            let out = &mut dst[s.dst..s.dst + s.len];
+            let iy = s.row + dy;
+            if iy < g.pad_top || iy >= g.pad_top + g.h {
+                out.fill(0.0);
+            } else {
+                let y = iy - g.pad_top;
+                gather_run(out, &xc[y * g.w..(y + 1) * g.w], s.col + dx, g.stride[1], g.pad_left);
+            }
+        }
+    }
+}
+
+/// The input rows a block of runs reads, zero-padded on every side, for a
+/// range of channels: with them every run is a plain copy, where the
+/// borders would otherwise cost a check (and a short fill) per run.
+struct Slab {
+    channels: std::ops::Range<usize>,
+    /// First padded input row held.
+    first_row: usize,
+    /// Padded row width: every column a tap of the output reaches.
+    width: usize,
+    /// `rows * width`.
+    plane: usize,
+}
+
+impl Slab {
+    /// The slab for `segs` over `channels`, unless it would hold more than
+    /// `budget` floats (tall dilated filters on few pixels): then the runs
+    /// read the input directly.
+    fn new(g: &Geometry, segs: &[Run], channels: std::ops::Range<usize>, budget: usize) -> Option<Slab> {
+        let (first, last) = (segs.first()?, segs.last()?);
+        let first_row = first.row;
+        let rows = last.row + (g.fh - 1) * g.dilation[0] + 1 - first_row;
+        let width = (g.ow - 1) * g.stride[1] + (g.fw - 1) * g.dilation[1] + 1;
+        let plane = rows.checked_mul(width)?;
+        (plane.checked_mul(channels.len())? <= budget).then_some(Slab { channels, first_row, width, plane })
+    }
+
+    /// Copies the input (`x`, the planes of `g`) into `slab`, zeros outside.
+    fn fill(&self, x: &[f32], g: &Geometry, slab: &mut Vec<f32>) {
+        slab.clear();
+        slab.resize(self.plane * self.channels.len(), 0.0);
+        let (cols, plane) = (g.w.min(self.width.saturating_sub(g.pad_left)), g.h * g.w);
+        for (ch, dst) in self.channels.clone().zip(slab.chunks_exact_mut(self.plane)) {
+            for (r, row) in dst.chunks_exact_mut(self.width).enumerate() {
+                let iy = self.first_row + r;
+                if iy >= g.pad_top && iy < g.pad_top + g.h && cols > 0 {
+                    let src = ch * plane + (iy - g.pad_top) * g.w;
+                    row[g.pad_left..g.pad_left + cols].copy_from_slice(&x[src..src + cols]);
+                }
+            }
+        }
     }
 }
 
@@ -177,7 +234,9 @@ struct Run {
 thread_local! {
     /// The runs of the block being packed: the same for every pack row, so
     /// they are found once per block (per-thread, reused).
-    static SEGMENTS: std::cell::RefCell<Vec<Run>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// With them, the padded input rows they read ([`Slab`]).
+    static SEGMENTS: std::cell::RefCell<(Vec<Run>, Vec<f32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// Splits pixels `first..first + count` into [`Run`]s at output-row and

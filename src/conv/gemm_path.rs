@@ -22,7 +22,8 @@ const MAX_BLOCK_ROWS: usize = 256;
 /// Packed weights and the task layout of a convolution run as GEMMs.
 #[derive(Clone, Debug)]
 pub(super) struct GemmConv {
-    gemm: &'static Gemm,
+    /// The dispatched GEMM with KC evened out for this reduction length.
+    gemm: Gemm,
     pointwise: bool,
     groups: usize,
     /// Output channels per group.
@@ -47,6 +48,12 @@ impl GemmConv {
     /// Packs `a` (`K x C/groups*FH*FW`, the weights as a matrix) block by block.
     pub fn new(gemm: &'static Gemm, a: MatRef<'_>, groups: usize, pointwise: bool, bias: Option<&[f32]>) -> Self {
         let kg = a.rows() / groups;
+        // Equal KC blocks no longer than the tuned KC: a 3x3 over 64
+        // channels (K = 576) runs as 2 x 288, not 512 + 64, whose short
+        // second block would reload and store C for little work.
+        let k = a.cols();
+        let kc = k.div_ceil(k.div_ceil(gemm.kc).max(1)).next_multiple_of(8).min(gemm.kc);
+        let gemm = Gemm { kc, ..*gemm };
         let blocks = kg.div_ceil(MAX_BLOCK_ROWS);
         let block_rows = kg.div_ceil(blocks).next_multiple_of(gemm.kernel.mr).min(kg);
         let blocks_per_group = kg.div_ceil(block_rows);
@@ -63,7 +70,7 @@ impl GemmConv {
         for rb in 0..groups * blocks_per_group {
             let (r0, rows) = conv.row_block(rb);
             let block = a.block(r0, 0, rows, a.cols()).expect("row blocks lie inside the weights");
-            conv.weights.push(PackedA::new(gemm, block));
+            conv.weights.push(PackedA::new(&conv.gemm, block));
         }
         conv
     }
