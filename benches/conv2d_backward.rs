@@ -12,15 +12,7 @@ use receptive::{
     Activation, Bias, Conv2dBackwardDataPlan, Conv2dParams, Conv2dPlan, MatMut, MatRef, conv2d_backward_weights, sgemm,
 };
 
-fn fill(len: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 23) as f32) - 1.0
-        })
-        .collect()
-}
+use receptive::reference::pseudo_random as fill;
 
 /// (name, params, input shape)
 fn layers() -> Vec<(&'static str, Conv2dParams, [usize; 4])> {

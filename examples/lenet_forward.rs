@@ -8,15 +8,7 @@ use std::time::Instant;
 
 use receptive::{Activation, Conv2dParams, Conv2dPlan, Pool2dParams, reference};
 
-fn noise(len: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed;
-    (0..len)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
+use receptive::reference::pseudo_random as noise;
 
 fn main() -> Result<(), receptive::Error> {
     let n = 16;

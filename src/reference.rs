@@ -537,3 +537,26 @@ pub fn avg_pool2d_backward(dy: &[f32], x_shape: [usize; 4], q: &Pool2dParams) ->
     }
     Ok(dx.into_iter().map(|v| v as f32).collect())
 }
+
+/// Deterministic pseudo-random values in `[-1, 1)` (a 64-bit LCG), the same
+/// for a given `(len, seed)` on every machine: test and benchmark data that
+/// anyone can regenerate.
+///
+/// ```
+/// let v = receptive::reference::pseudo_random(1000, 7);
+/// assert!(v.iter().all(|x| (-1.0..1.0).contains(x)));
+/// assert_eq!(v, receptive::reference::pseudo_random(1000, 7));
+/// assert_ne!(v, receptive::reference::pseudo_random(1000, 8));
+/// ```
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<f32> {
+    const MUL: u64 = 6364136223846793005;
+    const ADD: u64 = 1442695040888963407;
+    let mut s = seed.wrapping_mul(MUL).wrapping_add(ADD);
+    (0..len)
+        .map(|_| {
+            s = s.wrapping_mul(MUL).wrapping_add(ADD);
+            // The top 24 bits, scaled to [0, 2), shifted to [-1, 1).
+            ((s >> 40) as f32 / (1u64 << 23) as f32) - 1.0
+        })
+        .collect()
+}

@@ -6,15 +6,7 @@ use candle_core::{DType, Device, Module, Tensor, Var};
 use receptive::candle::{Conv2d, Pool2dOp};
 use receptive::{Conv2dParams, Pool2dParams, reference};
 
-fn noise(len: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed;
-    (0..len)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
+use receptive::reference::pseudo_random as noise;
 
 fn t(shape: &[usize], seed: u64) -> Tensor {
     Tensor::from_vec(noise(shape.iter().product(), seed), shape, &Device::Cpu).unwrap()

@@ -2,16 +2,7 @@
 
 use receptive::{Activation, Bias, MatMut, MatRef, reference, sgemm};
 
-/// Deterministic pseudo-random values in [-1, 1).
-fn fill(len: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 23) as f32) - 1.0
-        })
-        .collect()
-}
+use receptive::reference::pseudo_random as fill;
 
 #[test]
 fn blocked_driver_matches_reference() {
