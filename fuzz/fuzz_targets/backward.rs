@@ -170,7 +170,7 @@ fn conv_grads(inp: &Input) {
             let got = conv2d_backward_bias(&dy, dy_shape);
             match reference::conv2d_backward_bias(&dy, dy_shape) {
                 Ok(want) => {
-                    assert!(inp.wrong_len % 4 != 0 || inp.wrong_len == 0, "a wrong length ran");
+                    assert!(inp.wrong_len == 0 || !inp.wrong_len.is_multiple_of(4), "a wrong length ran");
                     assert_eq!(want.len(), dy_shape[1]);
                     let got = got.expect("conv2d_backward_bias refused what the reference ran");
                     let abs_sum = reference::conv2d_backward_bias(&abs(&dy), dy_shape).unwrap();
@@ -271,7 +271,7 @@ fn pool_grads(inp: &Input) {
         }
         let got = max_pool2d_backward(&dy, &idx, x_shape, &q);
         let want = reference::max_pool2d_backward(&dy, &idx, x_shape, &q);
-        if replaced && !(0..(h * w) as i64).contains(&inp.index) && y_len > 0 && inp.wrong_len % 4 == 0 {
+        if replaced && !(0..(h * w) as i64).contains(&inp.index) {
             assert!(got.is_err() && want.is_err(), "index {} outside a {h}x{w} plane taken", inp.index);
         }
         (got, want, reference::max_pool2d_backward(&abs(&dy), &idx, x_shape, &q))
