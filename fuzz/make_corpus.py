@@ -56,6 +56,14 @@ def sgemm(m=4, n=4, k=4, layout=(0, 0, 0), short=(0x80, 0x80, 0x80), alpha=0, be
     return u8s(m, n, k, *layout, *short, alpha, beta, bias, act, specials) + u64(seed)
 
 
+def bwd(op=0, n=1, cpg=2, kpg=3, groups=1, h=9, w=9, kh=3, kw=3, sh=1, sw=1, dh=1, dw=1, pad=(1, 1, 1, 1),
+        out_pad=(0, 0), bias=1, ceil=0, cip=1, divisor=0, specials=0, wrong_len=0, bad_index=0, index=0, seed=1):
+    # op 0 dX (plan and one-shot), 1 dW, 2 db, 3 transposed conv, 4 max pool dX, 5 avg pool dX;
+    # pooling reads c from cpg, dilation = 1 + byte % 3 (max only).
+    return (u8s(op, n, cpg, kpg, groups, h, w, kh, kw, sh, sw, dh, dw, *pad, *out_pad, bias, ceil, cip, divisor,
+                specials, wrong_len, bad_index) + struct.pack("<q", index) + u64(seed))
+
+
 SEEDS = {
     "params": {
         "seed_32x32x3_ten_5x5_pad2": params(pad=(2, 2, 2, 2)),
@@ -139,6 +147,43 @@ SEEDS = {
         "denormal_products": sgemm(m=33, n=36, k=1, layout=(22, 0, 4), short=(0, 0, 0), alpha=255, beta=0, bias=22,
                                    specials=1, seed=1262720417281),
         "empty_m": sgemm(m=0),
+    },
+    "backward": {
+        "data_3x3_pad1": bwd(),
+        "data_stride2_dilated_grouped": bwd(n=2, groups=2, h=11, w=10, sh=2, sw=2, dh=2, dw=1, pad=(0, 2, 1, 3)),
+        "data_depthwise_nan_inf": bwd(cpg=1, kpg=1, groups=4, h=13, w=11, specials=1),
+        "data_stride_skips_inputs": bwd(cpg=1, kpg=1, h=7, w=7, kh=1, kw=1, sh=3, sw=3, pad=(0, 0, 0, 0)),
+        "data_dx_buffer_one_short": bwd(wrong_len=0x82),
+        "data_dy_one_row_too_many": bwd(wrong_len=3),
+        "data_weights_one_too_long": bwd(wrong_len=1),
+        "data_groups_zero": bwd(groups=0),
+        "weights_3x3_pad1": bwd(op=1, n=2),
+        "weights_1x1_plain_gemm": bwd(op=1, cpg=4, kpg=5, h=9, w=7, kh=1, kw=1, pad=(0, 0, 0, 0)),
+        "weights_nan_inf_input": bwd(op=1, specials=1, sh=2, sw=2),
+        "weights_dy_one_short": bwd(op=1, wrong_len=0x81),
+        "bias_grad": bwd(op=2, n=2, kpg=5),
+        "bias_zero_batch": bwd(op=2, n=0),
+        "bias_dy_one_too_long": bwd(op=2, wrong_len=4),
+        "transpose_stride2_output_padding": bwd(op=3, h=5, w=6, sh=2, sw=2, out_pad=(1, 1)),
+        "transpose_output_padding_not_below_stride": bwd(op=3, h=5, w=5, sh=2, sw=2, out_pad=(2, 0)),
+        "transpose_grouped_dilated": bwd(op=3, n=2, groups=2, h=6, w=7, sh=2, sw=3, dh=2, dw=1, pad=(2, 0, 1, 1),
+                                         out_pad=(1, 2)),
+        "transpose_nan_inf": bwd(op=3, specials=1, pad=(0, 0, 0, 0)),
+        "transpose_bias_one_short": bwd(op=3, wrong_len=0x82),
+        "transpose_padding_eats_output": bwd(op=3, h=1, w=1, kh=1, kw=1, pad=(1, 1, 0, 0)),
+        "maxpool_r50_overlapping": bwd(op=4, h=12, w=12, sh=2, sw=2, dh=0, dw=0),
+        "maxpool_dilated_ceil_nan": bwd(op=4, h=11, w=9, dh=1, dw=2, ceil=1, pad=(1, 0, 1, 1), specials=1),
+        "maxpool_index_negative": bwd(op=4, bad_index=1, index=-1),
+        "maxpool_index_one_past_plane": bwd(op=4, h=12, w=12, bad_index=3, index=144),
+        "maxpool_index_i64_max": bwd(op=4, bad_index=200, index=2**63 - 1),
+        "maxpool_index_in_plane_outside_window": bwd(op=4, bad_index=1, index=143, h=12, w=12),
+        "maxpool_indices_one_short": bwd(op=4, wrong_len=0x81),
+        "avgpool_ceil_trap_1x5_window_1x2": bwd(op=5, cpg=1, h=1, w=5, kh=1, kw=2, sh=1, sw=2, pad=(0, 0, 0, 0),
+                                                ceil=1),
+        "avgpool_exclude_pad": bwd(op=5, h=7, w=7, cip=0),
+        "avgpool_divisor_override": bwd(op=5, h=6, w=6, sh=2, sw=2, divisor=3),
+        "avgpool_pad_over_half_window": bwd(op=5, kh=2, kw=2, pad=(2, 2, 2, 2)),
+        "avgpool_dy_one_too_long": bwd(op=5, wrong_len=4),
     },
 }
 
