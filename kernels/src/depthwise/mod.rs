@@ -208,25 +208,8 @@ unsafe fn block<V: Simd, const UNIT: bool, const R: usize, const U: usize>(
         }
     }
     for (r, accs) in acc.iter().enumerate() {
-        let row = &mut out[(oy + r) * g.ow..(oy + r + 1) * g.ow];
-        for (u, a) in accs.iter().enumerate() {
-            // SAFETY: the ISA is supported; the stores go through
-            // bounds-checked slices.
-            unsafe {
-                let a = match job.clamp {
-                    Some((lo, hi)) => a.clamp(lo, hi),
-                    None => *a,
-                };
-                let x0 = ox + u * l;
-                if x0 + l <= g.ow {
-                    a.store(row[x0..x0 + l].as_mut_ptr());
-                } else {
-                    let mut t = [0.0f32; MAX_LANES];
-                    a.store(t.as_mut_ptr());
-                    row[x0..].copy_from_slice(&t[..g.ow - x0]);
-                }
-            }
-        }
+        // SAFETY: the ISA is supported (caller's contract).
+        unsafe { store_row::<V, U>(job, accs, oy + r, ox, out) };
     }
 }
 
