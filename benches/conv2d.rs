@@ -78,7 +78,7 @@ fn conv2d(c: &mut Criterion) {
             let ws = pool.install(|| plan.workspace_bytes(shape));
             println!(
                 "{name}: path {}, {threads} thread(s): workspace {:.1} KiB, packed weights {:.1} KiB",
-                plan.path(),
+                plan.path_for(shape),
                 ws as f64 / 1024.0,
                 plan.packed_bytes() as f64 / 1024.0
             );

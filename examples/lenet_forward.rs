@@ -56,7 +56,7 @@ fn main() -> Result<(), receptive::Error> {
     let flops = c1.flops(x_shape)? + c2.flops(s2)?;
     let ms = times[times.len() / 2];
     println!("LeNet forward, batch {n}: {:?} -> {:?}", x_shape, s4);
-    println!("  conv1 path: {}\n  conv2 path: {}", conv1.path(), conv2.path());
+    println!("  conv1 path: {}\n  conv2 path: {}", conv1.path_for(x_shape), conv2.path_for(s2));
     println!(
         "  median {ms:.3} ms over {} runs, {:.1} GFLOP/s, max abs err vs reference {err:.2e}",
         times.len(),

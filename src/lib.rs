@@ -72,7 +72,7 @@
 //! kernel. The environment variable `RECEPTIVE_MAX_ISA=scalar|avx2|avx512|neon`
 //! caps the choice (it never raises it), like oneDNN's `ONEDNN_MAX_CPU_ISA`;
 //! [`active_isa`] and [`sgemm_kernel_info`] say what runs, and each plan's
-//! `path()` names its kernel.
+//! `path()` (for a convolution, `path_for(input shape)`) names its kernel.
 //!
 //! ## Checking results
 //!
@@ -107,7 +107,7 @@ mod pool;
 pub mod reference;
 
 pub use activation::Activation;
-pub use conv::{Conv2dPlan, conv2d, conv2d_with};
+pub use conv::{Conv2dPlan, ConvAlgorithm, conv2d, conv2d_with};
 pub use conv_backward::{Conv2dBackwardDataPlan, conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weights};
 pub use conv_transpose::{ConvTranspose2dParams, ConvTranspose2dPlan, conv_transpose2d};
 pub use error::{Error, Result};

@@ -1,8 +1,9 @@
-//! Forward convolution (every path: 1x1 GEMM, tiled im2col + GEMM, groups,
-//! depthwise) against `reference::conv2d`, for the ISA this run is capped to.
+//! Forward convolution (every path: 1x1 GEMM, implicit GEMM, tiled im2col +
+//! GEMM, groups, depthwise) against `reference::conv2d`, for the ISA this
+//! run is capped to.
 
 use proptest::prelude::*;
-use receptive::{Activation, Conv2dParams, Conv2dPlan, Error, Padding, reference};
+use receptive::{Activation, Conv2dParams, Conv2dPlan, ConvAlgorithm, Error, Padding, reference};
 
 use receptive::reference::pseudo_random as fill;
 
@@ -36,16 +37,28 @@ fn check(
 
 /// Runs the conv through a plan and checks it.
 fn run_and_check(p: &Conv2dParams, shape: [usize; 4], with_bias: bool, act: Activation, seed: u64) -> String {
+    run_with(p, shape, with_bias, act, seed, ConvAlgorithm::Auto)
+}
+
+/// [`run_and_check`] with the GEMM path's algorithm forced.
+fn run_with(
+    p: &Conv2dParams,
+    shape: [usize; 4],
+    with_bias: bool,
+    act: Activation,
+    seed: u64,
+    algorithm: ConvAlgorithm,
+) -> String {
     let x = fill(shape.iter().product(), seed);
     let w = fill(p.weight_count(), seed + 1);
     let b = fill(p.out_channels, seed + 2);
     let bias = with_bias.then_some(&b[..]);
-    let plan = Conv2dPlan::new(p, &w, bias, act).unwrap();
+    let plan = Conv2dPlan::new(p, &w, bias, act).unwrap().algorithm(algorithm);
     let out = plan.output_shape(shape).unwrap();
     let mut y = vec![f32::NAN; out.iter().product()];
     plan.run(&x, shape, &mut y).unwrap();
     check(&y, &x, shape, &w, bias, p, act);
-    plan.path()
+    plan.path_for(shape)
 }
 
 fn cases() -> u32 {
@@ -84,9 +97,24 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
-    fn matches_reference((p, shape) in layer(), with_bias in any::<bool>(), act in activation(), seed in 0u64..1000) {
+    fn matches_reference(
+        (p, shape) in layer(),
+        with_bias in any::<bool>(),
+        act in activation(),
+        seed in 0u64..1000,
+        algorithm in prop_oneof![Just(ConvAlgorithm::Auto), Just(ConvAlgorithm::Implicit), Just(ConvAlgorithm::Im2col)],
+    ) {
         prop_assume!(p.output_shape(shape).is_ok());
-        run_and_check(&p, shape, with_bias, act, seed);
+        let path = run_with(&p, shape, with_bias, act, seed, algorithm);
+        let pointwise = p.kernel == [1, 1] && p.stride == [1, 1] && p.padding == Padding::uniform(0);
+        if p.in_channels != p.groups && !pointwise {
+            let want = match algorithm {
+                ConvAlgorithm::Implicit => "implicit gemm",
+                ConvAlgorithm::Im2col => "im2col+gemm",
+                ConvAlgorithm::Auto => "",
+            };
+            prop_assert!(path.starts_with(want), "{}", path);
+        }
     }
 
     /// The depthwise kernel's 3x3 unit-stride body (strips of up to four
@@ -112,8 +140,9 @@ fn seed_ten_5x5_filters_pad_2_keep_32x32() {
     let p = Conv2dParams::new(3, 10, [5, 5]).padding(2);
     assert_eq!(p.output_shape([1, 3, 32, 32]).unwrap(), [1, 10, 32, 32]);
     assert_eq!(p.param_count(), 760);
-    let path = run_and_check(&p, [1, 3, 32, 32], true, Activation::None, 7);
-    assert!(path.starts_with("im2col+gemm"), "{path}");
+    for algorithm in [ConvAlgorithm::Implicit, ConvAlgorithm::Im2col] {
+        run_with(&p, [1, 3, 32, 32], true, Activation::None, 7, algorithm);
+    }
 }
 
 #[test]
@@ -142,12 +171,17 @@ fn seed_filter_is_a_dot_product_over_the_full_depth() {
 
 #[test]
 fn each_path_is_chosen_and_correct() {
+    // "gemm": implicit or im2col, by shape (each is forced below too).
     let cases = [
         (Conv2dParams::new(16, 24, [1, 1]), [2, 16, 9, 7], "1x1 gemm"),
-        // 1x1 with stride or padding needs the gather.
-        (Conv2dParams::new(16, 24, [1, 1]).stride(2), [1, 16, 9, 7], "im2col+gemm"),
-        (Conv2dParams::new(16, 24, [1, 1]).padding(1), [1, 16, 9, 7], "im2col+gemm"),
-        (Conv2dParams::new(6, 4, [3, 3]).groups(2), [1, 6, 8, 8], "im2col+gemm"),
+        // 1x1 with stride or padding reads a band or gathers.
+        (Conv2dParams::new(16, 24, [1, 1]).stride(2), [1, 16, 9, 7], "gemm"),
+        (Conv2dParams::new(16, 24, [1, 1]).padding(1), [1, 16, 9, 7], "gemm"),
+        (Conv2dParams::new(6, 4, [3, 3]).groups(2), [1, 6, 8, 8], "gemm"),
+        (Conv2dParams::new(8, 8, [3, 3]).padding(1), [1, 8, 56, 56], "implicit gemm"),
+        // A 7-wide filter over a 3-wide output: the band's grid would be
+        // mostly extra columns.
+        (Conv2dParams::new(4, 8, [1, 7]), [1, 4, 16, 9], "im2col+gemm"),
         (Conv2dParams::new(6, 6, [1, 1]).groups(3), [1, 6, 5, 5], "1x1 gemm"),
         (Conv2dParams::new(12, 12, [3, 3]).padding(1).groups(12), [2, 12, 10, 19], "depthwise"),
         (Conv2dParams::new(4, 12, [5, 3]).padding(2).stride_hw([2, 1]).groups(4), [1, 4, 11, 9], "depthwise"),
@@ -155,8 +189,14 @@ fn each_path_is_chosen_and_correct() {
     for (i, (p, shape, path)) in cases.into_iter().enumerate() {
         for act in [Activation::None, Activation::Relu] {
             let got = run_and_check(&p, shape, true, act, 20 + i as u64);
-            assert!(got.starts_with(path), "{p:?}: {got}, want {path}");
+            assert!(got.contains(path), "{p:?}: {got}, want {path}");
             assert!(got.contains(receptive::active_isa().name()) || got.contains("scalar"), "{got}");
+            if path.ends_with("gemm") && !path.starts_with("1x1") {
+                for (algorithm, name) in [(ConvAlgorithm::Implicit, "implicit"), (ConvAlgorithm::Im2col, "im2col")] {
+                    let got = run_with(&p, shape, true, act, 20 + i as u64, algorithm);
+                    assert!(got.starts_with(name), "{p:?} forced {algorithm:?}: {got}");
+                }
+            }
         }
     }
 }
@@ -181,9 +221,10 @@ fn large_layers_split_into_tiles_and_channel_blocks() {
     for threads in [1, 3] {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         for (i, (p, shape)) in cases.iter().enumerate() {
-            pool.install(|| {
-                run_and_check(p, *shape, i % 2 == 0, Activation::Clamp { min: -1.0, max: 1.5 }, 40 + i as u64)
-            });
+            for algorithm in [ConvAlgorithm::Implicit, ConvAlgorithm::Im2col] {
+                let act = Activation::Clamp { min: -1.0, max: 1.5 };
+                pool.install(|| run_with(p, *shape, i % 2 == 0, act, 40 + i as u64, algorithm));
+            }
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod depthwise;
 pub mod gemm;
 pub mod im2col;
 pub mod im2col_t;
+pub mod implicit;
 pub mod isa;
 pub mod peak;
 #[cfg(feature = "peers")]

@@ -216,6 +216,23 @@ impl<'a> MatMut<'a> {
         let right = MatMut { ptr: unsafe { self.ptr.add(off) }, cols: self.cols - at, ..self.rb_copy() };
         (left, right)
     }
+    /// Writes `src` to row i from column j on. Panics outside the view.
+    pub fn write_run(&mut self, i: usize, j: usize, src: &[f32]) {
+        assert!(i < self.rows && j.checked_add(src.len()).is_some_and(|e| e <= self.cols));
+        if self.cs == 1 && !src.is_empty() {
+            // SAFETY: the run (i, j..j + len) is inside the view (checked
+            // above) and contiguous; `&mut self` makes the write exclusive,
+            // and `src` cannot alias it (a shared borrow beside `&mut self`).
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(i * self.rs + j), src.len()) };
+            return;
+        }
+        for (t, &v) in src.iter().enumerate() {
+            // SAFETY: (i, j + t) is inside the view (checked above), which
+            // the constructor checked against the borrowed slice; `&mut self`
+            // makes the write exclusive.
+            unsafe { *self.ptr.add(i * self.rs + (j + t) * self.cs) = v }
+        }
+    }
     fn rb_copy(&self) -> MatMut<'a> {
         MatMut { ptr: self.ptr, rows: self.rows, cols: self.cols, rs: self.rs, cs: self.cs, _borrow: PhantomData }
     }

@@ -4,11 +4,18 @@
 //! Three paths, chosen when the plan is made:
 //! * **1x1 GEMM** (1x1 filter, stride 1, no padding): the input planes of a
 //!   group already are the GEMM's B matrix, so there is nothing to gather.
-//! * **im2col + GEMM** (everything else): each task gathers the patches of
-//!   a tile of output pixels straight into packed B panels
+//! * **implicit GEMM** (most other layers): each task copies the input rows
+//!   a band of output rows reads, zero-padded and split by stride phase,
+//!   and the microkernel reads every im2col row as a shifted run of that
+//!   band ([`Band`](receptive_kernels::implicit::Band)): no gather at all.
+//! * **im2col + GEMM** (layers whose narrow output would waste the implicit
+//!   path's extra grid columns): each task gathers the patches of a tile of
+//!   output pixels straight into packed B panels
 //!   ([`Im2col`](receptive_kernels::im2col::Im2col)); the im2col matrix as a
-//!   whole never exists. Groups are independent GEMMs over slices of the
-//!   packed weights and of the input channels, with no copies.
+//!   whole never exists.
+//!
+//! Groups are independent GEMMs over slices of the packed weights and of the
+//! input channels, with no copies.
 //! * **depthwise** (one input channel per group): a direct kernel vectorized
 //!   along the output width.
 //!
@@ -52,6 +59,31 @@ pub struct Conv2dPlan {
     path: Path,
 }
 
+/// How a GEMM-path convolution reaches its pixels, as oneDNN's algorithm
+/// kinds: chosen per input shape by default, or forced (tests and
+/// benchmarks compare the two). 1x1 unit-stride and depthwise layers have
+/// paths of their own and ignore it.
+///
+/// ```
+/// use receptive::{Activation, ConvAlgorithm, Conv2dParams, Conv2dPlan};
+/// let p = Conv2dParams::new(16, 16, [3, 3]).padding(1);
+/// let plan = Conv2dPlan::new(&p, &[0.1; 16 * 16 * 9], None, Activation::None)?.algorithm(ConvAlgorithm::Im2col);
+/// assert!(plan.path_for([1, 16, 56, 56]).starts_with("im2col+gemm"));
+/// # Ok::<(), receptive::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConvAlgorithm {
+    /// Implicit GEMM, unless the shape would waste clearly more of the
+    /// microkernel than im2col does.
+    #[default]
+    Auto,
+    /// Implicit GEMM: B's rows read in place from a padded copy of the
+    /// input rows (im2col where no band is addressable).
+    Implicit,
+    /// im2col panels gathered tile by tile.
+    Im2col,
+}
+
 #[derive(Clone, Debug)]
 enum Path {
     Gemm(gemm_path::GemmConv),
@@ -72,7 +104,7 @@ impl Conv2dPlan {
     /// use receptive::{Activation, Conv2dParams, Conv2dPlan};
     /// let p = Conv2dParams::new(8, 8, [3, 3]).padding(1).groups(8); // depthwise
     /// let plan = Conv2dPlan::new(&p, &[0.1; 8 * 9], None, Activation::None)?;
-    /// assert!(plan.path().starts_with("depthwise"));
+    /// assert!(plan.path_for([1, 8, 10, 10]).starts_with("depthwise"));
     /// assert!(Conv2dPlan::new(&p, &[0.1; 5], None, Activation::None).is_err());
     /// # Ok::<(), receptive::Error>(())
     /// ```
@@ -99,6 +131,14 @@ impl Conv2dPlan {
         Ok(Conv2dPlan { p: *p, act, path })
     }
 
+    /// The plan with `algorithm` chosen for its GEMM path.
+    pub fn algorithm(mut self, algorithm: ConvAlgorithm) -> Conv2dPlan {
+        if let Path::Gemm(g) = &mut self.path {
+            g.set_algorithm(algorithm);
+        }
+        self
+    }
+
     /// The parameters the plan was made for.
     pub fn params(&self) -> &Conv2dParams {
         &self.p
@@ -114,13 +154,31 @@ impl Conv2dPlan {
         self.p.output_shape(x_shape)
     }
 
-    /// The path and kernel the plan runs, e.g. `"im2col+gemm avx512 sgemm_14x32_avx512"`,
-    /// `"1x1 gemm scalar sgemm_4x8_scalar"` or `"depthwise avx2 depthwise_avx2"`.
-    pub fn path(&self) -> String {
+    /// The path and kernel the plan runs on an input of shape `x_shape`, on
+    /// the current rayon pool: e.g. `"implicit gemm avx512 sgemm_6x64_avx512"`,
+    /// `"im2col+gemm avx2 sgemm_6x16_avx2"`, `"1x1 gemm scalar sgemm_4x8_scalar"`
+    /// or `"depthwise avx2 depthwise_avx2"`. A general GEMM layer reads its
+    /// input in place (implicit GEMM) unless the shape would waste too much of
+    /// the microkernel that way; then it gathers im2col panels.
+    ///
+    /// ```
+    /// use receptive::{Activation, Conv2dParams, Conv2dPlan};
+    /// let p = Conv2dParams::new(16, 16, [3, 3]).padding(1);
+    /// let plan = Conv2dPlan::new(&p, &[0.1; 16 * 16 * 9], None, Activation::None)?;
+    /// assert!(plan.path_for([1, 16, 56, 56]).starts_with("implicit gemm"));
+    /// # Ok::<(), receptive::Error>(())
+    /// ```
+    pub fn path_for(&self, x_shape: [usize; 4]) -> String {
         match &self.path {
             Path::Gemm(g) => {
                 let k = g.kernel();
-                let name = if g.pointwise() { "1x1 gemm" } else { "im2col+gemm" };
+                let name = match self.output_shape(x_shape) {
+                    Ok([n, _, oh, ow]) => {
+                        let geom = self.geometry(x_shape, oh, ow, x_shape[1] / self.p.groups);
+                        g.lowering(&geom, n, rayon::current_num_threads()).name()
+                    }
+                    Err(_) => "gemm",
+                };
                 format!("{name} {} {}", k.isa, k.name)
             }
             Path::Depthwise { kernel, .. } => format!("depthwise {} {}", kernel.isa(), kernel.name()),
@@ -153,7 +211,9 @@ impl Conv2dPlan {
         let Ok([n, _, oh, ow]) = self.output_shape(x_shape) else { return 0 };
         let threads = rayon::current_num_threads();
         let per_thread = match &self.path {
-            Path::Gemm(g) => g.workspace_floats(n, oh * ow, threads),
+            Path::Gemm(g) => {
+                g.workspace_floats(&self.geometry(x_shape, oh, ow, x_shape[1] / self.p.groups), n, threads)
+            }
             Path::Depthwise { .. } => Depthwise::scratch_len(&self.geometry(x_shape, oh, ow, 1)),
         };
         per_thread * 4 * threads

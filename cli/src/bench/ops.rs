@@ -305,7 +305,7 @@ impl Conv {
 
 impl Bench for Conv {
     fn path(&self) -> String {
-        self.plan.path()
+        self.plan.path_for(self.shape)
     }
 
     fn run(&mut self) -> Result<(), String> {

@@ -394,12 +394,20 @@ impl PackedA {
     pub fn cols(&self) -> usize {
         self.k
     }
+    /// The KC it was packed for.
+    pub fn kc(&self) -> usize {
+        self.kc
+    }
+    /// The MR it was packed for.
+    pub fn mr(&self) -> usize {
+        self.mr
+    }
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.data.len() * 4
     }
     /// The panels for rows `ic..ic+mc` (ic a multiple of MR) of the KC block at `pc`.
-    fn block(&self, pc: usize, kc: usize, ic: usize, mc: usize) -> &[f32] {
+    pub(crate) fn block(&self, pc: usize, kc: usize, ic: usize, mc: usize) -> &[f32] {
         let panels = self.m.div_ceil(self.mr);
         let start = pc * panels * self.mr + (ic / self.mr) * kc * self.mr;
         &self.data[start..start + mc.div_ceil(self.mr) * kc * self.mr]

@@ -73,3 +73,67 @@ pub type StridedKernelFn = unsafe fn(
     n: usize,
     tile: &TileEpilogue,
 );
+
+/// A microkernel reading B through a table of row offsets: the contract of
+/// [`KernelFn`] for A (a packed `kc x MR` panel), with B's step p the NR
+/// contiguous floats at `b + offsets[p]`. Implicit-GEMM convolution uses it
+/// to read the rows of the im2col matrix straight out of the input
+/// ([`crate::implicit`]).
+///
+/// # Safety
+/// `offsets` holds `kc` entries, and for every `p < kc` the NR floats at
+/// `b + offsets[p]` are readable (all NR, even when `n < NR`); A, C and the
+/// epilogue as for [`KernelFn`].
+pub type OffsetKernelFn = unsafe fn(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    offsets: *const u32,
+    c: *mut f32,
+    rs_c: usize,
+    cs_c: usize,
+    m: usize,
+    n: usize,
+    tile: &TileEpilogue,
+);
+
+/// Where a microkernel finds B's step p: the one thing the packed, strided
+/// and offset-table kernels differ in, so they share one body.
+pub(crate) trait BSteps: Copy {
+    /// The first of step p's NR floats.
+    ///
+    /// # Safety
+    /// `p` is below the kernel's `kc`, whose contract makes the result valid.
+    unsafe fn step(self, p: usize) -> *const f32;
+}
+
+/// Step p at `b + p * rs` (a packed panel: `rs = NR`).
+#[derive(Clone, Copy)]
+pub(crate) struct StridedB {
+    pub b: *const f32,
+    pub rs: usize,
+}
+
+impl BSteps for StridedB {
+    #[inline(always)]
+    unsafe fn step(self, p: usize) -> *const f32 {
+        // SAFETY: inside B by the kernel contract (see the trait).
+        unsafe { self.b.add(p * self.rs) }
+    }
+}
+
+/// Step p at `b + offsets[p]`.
+#[derive(Clone, Copy)]
+pub(crate) struct OffsetB {
+    pub b: *const f32,
+    pub offsets: *const u32,
+}
+
+impl BSteps for OffsetB {
+    #[inline(always)]
+    unsafe fn step(self, p: usize) -> *const f32 {
+        // SAFETY: `offsets` holds kc entries and each lands inside B, by the
+        // contract of `OffsetKernelFn`.
+        unsafe { self.b.add(*self.offsets.add(p) as usize) }
+    }
+}

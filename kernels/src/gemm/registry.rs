@@ -1,7 +1,7 @@
 //! One table of every microkernel. Tests and benches iterate it, and
 //! dispatch picks from it, so adding a kernel is one line here.
 
-use super::{KernelFn, StridedKernelFn};
+use super::{KernelFn, OffsetKernelFn, StridedKernelFn};
 use crate::isa::Isa;
 
 /// A microkernel and the facts the driver needs about it.
@@ -19,10 +19,12 @@ pub struct MicroKernel {
     pub func: KernelFn,
     /// The same kernel reading A and B through strides (see [`StridedKernelFn`]).
     pub func_strided: StridedKernelFn,
+    /// The same kernel reading B's steps at offsets (see [`OffsetKernelFn`]).
+    pub func_offsets: OffsetKernelFn,
 }
 
 macro_rules! kernel {
-    ($module:ident :: $name:ident / $strided:ident, $isa:expr, $mr:literal x $nr:literal) => {
+    ($module:ident :: $name:ident / $strided:ident / $offsets:ident, $isa:expr, $mr:literal x $nr:literal) => {
         MicroKernel {
             name: stringify!($name),
             isa: $isa,
@@ -30,6 +32,7 @@ macro_rules! kernel {
             nr: $nr,
             func: super::$module::$name,
             func_strided: super::$module::$strided,
+            func_offsets: super::$module::$offsets,
         }
     };
 }
@@ -38,24 +41,24 @@ macro_rules! kernel {
 /// the one dispatch picks.
 #[cfg(target_arch = "x86_64")]
 pub static KERNELS: &[MicroKernel] = &[
-    kernel!(avx512::sgemm_6x64_avx512 / sgemm_6x64_avx512_strided, Isa::Avx512, 6 x 64),
-    kernel!(avx2::sgemm_6x16_avx2 / sgemm_6x16_avx2_strided, Isa::Avx2, 6 x 16),
-    kernel!(scalar::sgemm_4x8_scalar / sgemm_4x8_scalar_strided, Isa::Scalar, 4 x 8),
+    kernel!(avx512::sgemm_6x64_avx512 / sgemm_6x64_avx512_strided / sgemm_6x64_avx512_offsets, Isa::Avx512, 6 x 64),
+    kernel!(avx2::sgemm_6x16_avx2 / sgemm_6x16_avx2_strided / sgemm_6x16_avx2_offsets, Isa::Avx2, 6 x 16),
+    kernel!(scalar::sgemm_4x8_scalar / sgemm_4x8_scalar_strided / sgemm_4x8_scalar_offsets, Isa::Scalar, 4 x 8),
 ];
 
 /// Every microkernel compiled for this target; per ISA the first listed is
 /// the one dispatch picks.
 #[cfg(target_arch = "aarch64")]
 pub static KERNELS: &[MicroKernel] = &[
-    kernel!(neon::sgemm_12x8_neon / sgemm_12x8_neon_strided, Isa::Neon, 12 x 8),
-    kernel!(scalar::sgemm_4x8_scalar / sgemm_4x8_scalar_strided, Isa::Scalar, 4 x 8),
+    kernel!(neon::sgemm_12x8_neon / sgemm_12x8_neon_strided / sgemm_12x8_neon_offsets, Isa::Neon, 12 x 8),
+    kernel!(scalar::sgemm_4x8_scalar / sgemm_4x8_scalar_strided / sgemm_4x8_scalar_offsets, Isa::Scalar, 4 x 8),
 ];
 
 /// Every microkernel compiled for this target; per ISA the first listed is
 /// the one dispatch picks.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 pub static KERNELS: &[MicroKernel] =
-    &[kernel!(scalar::sgemm_4x8_scalar / sgemm_4x8_scalar_strided, Isa::Scalar, 4 x 8)];
+    &[kernel!(scalar::sgemm_4x8_scalar / sgemm_4x8_scalar_strided / sgemm_4x8_scalar_offsets, Isa::Scalar, 4 x 8)];
 
 /// The preferred kernel for `isa`, falling back to scalar when the table has
 /// none for it.

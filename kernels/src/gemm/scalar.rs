@@ -3,21 +3,22 @@
 //! target feature.
 
 use super::epilogue::{TileEpilogue, store_tile};
+use super::{BSteps, OffsetB, StridedB};
 
-/// Generic body for any `MR x NR`, A and B read through strides as in the
-/// SIMD body.
+/// Generic body for any `MR x NR`, A read through strides and B's steps
+/// where `b` says, as in the SIMD body.
 ///
 /// # Safety
-/// The contract of [`crate::gemm::StridedKernelFn`] for this `MR` and `NR`.
+/// The contract of [`crate::gemm::StridedKernelFn`] (or
+/// [`crate::gemm::OffsetKernelFn`]) for this `MR` and `NR`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)] // the BLIS kernel contract, see StridedKernelFn
-unsafe fn body<const MR: usize, const NR: usize>(
+unsafe fn body<B: BSteps, const MR: usize, const NR: usize>(
     kc: usize,
     a: *const f32,
     rs_a: usize,
     cs_a: usize,
-    b: *const f32,
-    rs_b: usize,
+    b: B,
     c: *mut f32,
     rs_c: usize,
     cs_c: usize,
@@ -28,7 +29,7 @@ unsafe fn body<const MR: usize, const NR: usize>(
     let mut acc = [[0.0f32; NR]; MR];
     for p in 0..kc {
         // SAFETY: step p of A's MR rows and of B's NR columns is readable.
-        let (ap, bp) = unsafe { (a.add(p * cs_a), b.add(p * rs_b)) };
+        let (ap, bp) = unsafe { (a.add(p * cs_a), b.step(p)) };
         for (i, row) in acc.iter_mut().enumerate() {
             // SAFETY: i < MR, inside step p of A.
             let ai = unsafe { *ap.add(i * rs_a) };
@@ -59,7 +60,7 @@ pub unsafe fn sgemm_4x8_scalar(
     t: &TileEpilogue,
 ) {
     // SAFETY: forwarded from the caller; packed panels have these strides.
-    unsafe { body::<4, 8>(kc, a, 1, 4, b, 8, c, rs_c, cs_c, m, n, t) }
+    unsafe { body::<_, 4, 8>(kc, a, 1, 4, StridedB { b, rs: 8 }, c, rs_c, cs_c, m, n, t) }
 }
 
 /// [`sgemm_4x8_scalar`] reading A and B through strides.
@@ -82,7 +83,28 @@ pub unsafe fn sgemm_4x8_scalar_strided(
     t: &TileEpilogue,
 ) {
     // SAFETY: forwarded from the caller.
-    unsafe { body::<4, 8>(kc, a, rs_a, cs_a, b, rs_b, c, rs_c, cs_c, m, n, t) }
+    unsafe { body::<_, 4, 8>(kc, a, rs_a, cs_a, StridedB { b, rs: rs_b }, c, rs_c, cs_c, m, n, t) }
+}
+
+/// [`sgemm_4x8_scalar`] reading B's steps at a table of offsets.
+///
+/// # Safety
+/// The contract of [`crate::gemm::OffsetKernelFn`] with `MR = 4`, `NR = 8`.
+#[allow(clippy::too_many_arguments)] // the BLIS kernel contract, see OffsetKernelFn
+pub unsafe fn sgemm_4x8_scalar_offsets(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    offsets: *const u32,
+    c: *mut f32,
+    rs_c: usize,
+    cs_c: usize,
+    m: usize,
+    n: usize,
+    t: &TileEpilogue,
+) {
+    // SAFETY: forwarded from the caller; a packed A panel has these strides.
+    unsafe { body::<_, 4, 8>(kc, a, 1, 4, OffsetB { b, offsets }, c, rs_c, cs_c, m, n, t) }
 }
 
 /// The portable "vector" of one float: the peak probe's scalar baseline.

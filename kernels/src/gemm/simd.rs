@@ -2,6 +2,7 @@
 //! vector trait; each ISA module implements [`Simd`] and wraps [`body`] in
 //! thin `#[target_feature]` shells, which is where the intrinsics inline.
 
+use super::BSteps;
 use super::epilogue::{TileEpilogue, store_tile};
 
 /// The vector operations the microkernel needs. Every method is
@@ -68,10 +69,11 @@ pub(crate) unsafe trait Simd {
 /// (`NR = NV * LANES`), one B step loaded as `NV` vectors, each A element
 /// broadcast, then the epilogue applied in registers.
 ///
-/// A's element (i, p) is read at `a + i*rs_a + p*cs_a` and B's step p at
-/// `b + p*rs_b` (NR contiguous floats): a packed panel is `(1, MR)` and
-/// `NR`, and the driver passes the source matrix's own strides where
-/// packing would cost more than it saves ([`StridedKernelFn`](crate::gemm::StridedKernelFn)).
+/// A's element (i, p) is read at `a + i*rs_a + p*cs_a` and B's step p (NR
+/// contiguous floats) where `b` says: a packed panel is `(1, MR)` and
+/// stride `NR`, the driver passes the source matrix's own strides where
+/// packing would cost more than it saves ([`StridedKernelFn`](crate::gemm::StridedKernelFn)),
+/// and implicit convolution a table of offsets ([`OffsetKernelFn`](crate::gemm::OffsetKernelFn)).
 ///
 /// With row-major C (`cs_c == 1`) the epilogue runs on the vectors and
 /// stores them straight to C, with partial vectors for a partial last
@@ -79,17 +81,17 @@ pub(crate) unsafe trait Simd {
 /// tile to the stack and writes it with [`store_tile`].
 ///
 /// # Safety
-/// The contract of [`crate::gemm::StridedKernelFn`], the CPU supports `S`,
-/// and `NR == NV * S::LANES`.
+/// The contract of [`crate::gemm::StridedKernelFn`] (or, for an offset
+/// table, [`crate::gemm::OffsetKernelFn`]), the CPU supports `S`, and
+/// `NR == NV * S::LANES`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)] // the BLIS kernel contract, see StridedKernelFn
-pub(crate) unsafe fn body<S: Simd, const MR: usize, const NV: usize, const NR: usize>(
+pub(crate) unsafe fn body<S: Simd, B: BSteps, const MR: usize, const NV: usize, const NR: usize>(
     kc: usize,
     a: *const f32,
     rs_a: usize,
     cs_a: usize,
-    b: *const f32,
-    rs_b: usize,
+    b: B,
     c: *mut f32,
     rs_c: usize,
     cs_c: usize,
@@ -104,7 +106,7 @@ pub(crate) unsafe fn body<S: Simd, const MR: usize, const NV: usize, const NR: u
         let mut acc = [[S::zero(); NV]; MR];
         for p in 0..kc {
             // Step p: NR floats of B, column p of A's MR rows.
-            let (bp, ap) = (b.add(p * rs_b), a.add(p * cs_a));
+            let (bp, ap) = (b.step(p), a.add(p * cs_a));
             let mut bv = [S::zero(); NV];
             for (v, x) in bv.iter_mut().enumerate() {
                 *x = S::load(bp.add(v * S::LANES));
@@ -186,11 +188,12 @@ unsafe fn load_n<S: Simd>(p: *const f32, len: usize) -> S::V {
     unsafe { if len == S::LANES { S::load(p) } else { S::load_partial(p, len) } }
 }
 
-/// Declares the two `#[target_feature]` shells around [`body`] for one tile:
-/// the [`crate::gemm::KernelFn`] over packed panels and the
-/// [`crate::gemm::StridedKernelFn`] over any A and row-contiguous B.
+/// Declares the three `#[target_feature]` shells around [`body`] for one
+/// tile: the [`crate::gemm::KernelFn`] over packed panels, the
+/// [`crate::gemm::StridedKernelFn`] over any A and row-contiguous B, and the
+/// [`crate::gemm::OffsetKernelFn`] over a packed A and B rows at offsets.
 macro_rules! kernel_shell {
-    ($(#[$doc:meta])* $name:ident, $strided:ident, $simd:ty, $features:literal, $mr:literal, $nv:literal, $nr:literal) => {
+    ($(#[$doc:meta])* $name:ident, $strided:ident, $offsets:ident, $simd:ty, $features:literal, $mr:literal, $nv:literal, $nr:literal) => {
         $(#[$doc])*
         ///
         /// # Safety
@@ -211,7 +214,10 @@ macro_rules! kernel_shell {
             // SAFETY: forwarded from the caller, who runs this only on a CPU
             // with these features (the registry's ISA check); packed panels
             // have these strides.
-            unsafe { $crate::gemm::simd::body::<$simd, $mr, $nv, $nr>(kc, a, 1, $mr, b, $nr, c, rs_c, cs_c, m, n, t) }
+            unsafe {
+                let b = $crate::gemm::StridedB { b, rs: $nr };
+                $crate::gemm::simd::body::<$simd, _, $mr, $nv, $nr>(kc, a, 1, $mr, b, c, rs_c, cs_c, m, n, t)
+            }
         }
 
         #[doc = concat!("[`", stringify!($name), "`] reading A and B through strides.")]
@@ -238,7 +244,36 @@ macro_rules! kernel_shell {
             // SAFETY: forwarded from the caller, who runs this only on a CPU
             // with these features (the registry's ISA check).
             unsafe {
-                $crate::gemm::simd::body::<$simd, $mr, $nv, $nr>(kc, a, rs_a, cs_a, b, rs_b, c, rs_c, cs_c, m, n, t)
+                let b = $crate::gemm::StridedB { b, rs: rs_b };
+                $crate::gemm::simd::body::<$simd, _, $mr, $nv, $nr>(kc, a, rs_a, cs_a, b, c, rs_c, cs_c, m, n, t)
+            }
+        }
+
+        #[doc = concat!("[`", stringify!($name), "`] reading B's steps at a table of offsets.")]
+        ///
+        /// # Safety
+        /// The contract of [`crate::gemm::OffsetKernelFn`] for this tile, on
+        /// a CPU with the kernel's target features.
+        #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)] // the BLIS kernel contract, see OffsetKernelFn
+        pub unsafe fn $offsets(
+            kc: usize,
+            a: *const f32,
+            b: *const f32,
+            offsets: *const u32,
+            c: *mut f32,
+            rs_c: usize,
+            cs_c: usize,
+            m: usize,
+            n: usize,
+            t: &$crate::gemm::TileEpilogue,
+        ) {
+            // SAFETY: forwarded from the caller, who runs this only on a CPU
+            // with these features (the registry's ISA check); a packed A
+            // panel has these strides.
+            unsafe {
+                let b = $crate::gemm::OffsetB { b, offsets };
+                $crate::gemm::simd::body::<$simd, _, $mr, $nv, $nr>(kc, a, 1, $mr, b, c, rs_c, cs_c, m, n, t)
             }
         }
     };

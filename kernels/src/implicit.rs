@@ -1,0 +1,334 @@
+//! Implicit-GEMM convolution: the GEMM's B operand read straight out of a
+//! zero-padded copy of the input rows, with no im2col gather.
+//!
+//! With stride 1, output pixel (oy, ox) sees tap (fy, fx) at padded input
+//! position (oy + fy*dy, ox + fx*dx). Lay the output out on a grid as wide
+//! as the padded rows it reads (`grid_w`): flat grid pixel `q = oy*grid_w +
+//! ox` then reads padded flat index `q + fy*dy*grid_w + fx*dx`, so each row
+//! `(c, fy, fx)` of the im2col matrix is channel c of the padded input
+//! shifted by a constant. The microkernel reads B's step p at `band +
+//! taps[p]` ([`crate::gemm::OffsetKernelFn`]): no packing, and the few
+//! padded rows one tile of pixels reads stay in L1 across all its taps.
+//! The grid's extra columns (`ox >= OW`) compute values nobody stores,
+//! which costs `(grid_w - OW) / grid_w` of the work.
+//!
+//! A stride `s` splits the padded rows and columns into phases (row `r`
+//! goes to phase `r % s`, row `r / s`), after which every tap is a shift of
+//! one phase plane again: the same kernel serves every stride and dilation.
+//! Only the phases some tap reads are stored.
+//!
+//! A *band* is the padded, phase-split copy of the input rows that a run of
+//! `rows` output rows reads, over all the channels of one group: the unit of
+//! work of one task, a few hundred KiB.
+
+use crate::gemm::{Bias, Epilogue, Gemm, PackedA, TileEpilogue};
+use crate::im2col::{Geometry, gather_run};
+use crate::view::MatMut;
+
+/// Where everything lies in the band buffer of one convolution.
+#[derive(Clone, Copy, Debug)]
+pub struct Band {
+    g: Geometry,
+    /// Output rows per band.
+    rows: usize,
+    /// Width of the output grid and of every phase row.
+    grid_w: usize,
+    /// `s / gcd(d, s)` per axis: tap `f` reads phase `f % period`.
+    period: [usize; 2],
+    /// Phases stored per axis: `min(F, period)`.
+    phases: [usize; 2],
+    /// Phase rows stored: `rows` plus the deepest tap's row shift.
+    phase_rows: usize,
+    /// Floats per phase plane: `phase_rows * grid_w` plus NR of slack that
+    /// the last tile's extra lanes may read.
+    plane: usize,
+    /// The microkernel's NR.
+    nr: usize,
+}
+
+impl Band {
+    /// Width of the output grid for `g`: the output width plus the widest
+    /// tap's column shift. The grid computes `grid_width * OH` pixels for
+    /// the `OW * OH` the output holds.
+    pub fn grid_width(g: &Geometry) -> usize {
+        g.ow + (g.fw - 1) * g.dilation[1] / g.stride[1]
+    }
+
+    /// The layout for bands of `rows` output rows of `g`, read by a kernel
+    /// with `NR = nr`; `None` when the band would not be addressable with
+    /// 32-bit offsets or the sizes overflow.
+    ///
+    /// # Panics
+    /// If `g` has a zero stride, dilation, filter size or output size.
+    pub fn new(g: Geometry, rows: usize, nr: usize) -> Option<Band> {
+        assert!(g.stride.iter().chain(&g.dilation).all(|&v| v > 0), "stride and dilation must be positive");
+        assert!(g.fh > 0 && g.fw > 0 && g.oh > 0 && g.ow > 0 && rows > 0 && nr > 0, "empty convolution");
+        let period = [0, 1].map(|i| g.stride[i] / gcd(g.dilation[i], g.stride[i]));
+        let phases = [period[0].min(g.fh), period[1].min(g.fw)];
+        let grid_w = g.ow.checked_add((g.fw - 1).checked_mul(g.dilation[1])? / g.stride[1])?;
+        let phase_rows = rows.checked_add((g.fh - 1).checked_mul(g.dilation[0])? / g.stride[0])?;
+        let plane = phase_rows.checked_mul(grid_w)?.checked_add(nr)?;
+        let band = Band { g, rows, grid_w, period, phases, phase_rows, plane, nr };
+        let len = band.channel_len()?.checked_mul(g.c)?;
+        (len <= u32::MAX as usize).then_some(band)
+    }
+
+    /// Output rows per band.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn channel_len(&self) -> Option<usize> {
+        (self.phases[0] * self.phases[1]).checked_mul(self.plane)
+    }
+
+    /// Floats of one band buffer.
+    pub fn len(&self) -> usize {
+        self.channel_len().expect("checked in new") * self.g.c
+    }
+
+    /// Whether the band holds nothing (never: `new` rejects empty shapes).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Offset in the band of im2col row `(c, fy, fx)`'s first pixel, for
+    /// every row in order: `taps.len()` must be `C * FH * FW`.
+    pub fn taps(&self, taps: &mut [u32]) {
+        let g = &self.g;
+        assert_eq!(taps.len(), g.c * g.fh * g.fw, "one offset per im2col row");
+        let chan = self.channel_len().expect("checked in new");
+        let mut it = taps.iter_mut();
+        for c in 0..g.c {
+            for fy in 0..g.fh {
+                let (py, shift_y) = (fy % self.period[0], fy * g.dilation[0] / g.stride[0]);
+                for fx in 0..g.fw {
+                    let (px, shift_x) = (fx % self.period[1], fx * g.dilation[1] / g.stride[1]);
+                    let phase = py * self.phases[1] + px;
+                    let off = c * chan + phase * self.plane + shift_y * self.grid_w + shift_x;
+                    // Below `len`, which `new` checked fits in u32.
+                    *it.next().expect("length checked") = off as u32;
+                }
+            }
+        }
+    }
+
+    /// Copies what the band of output rows `oy0..` reads from `x` (the `C`
+    /// planes of the group) into `band`, zeros in the padding.
+    pub fn fill(&self, x: &[f32], oy0: usize, band: &mut [f32]) {
+        let g = &self.g;
+        let plane_in = g.h * g.w;
+        assert!(x.len() >= g.c * plane_in, "input shorter than its planes");
+        assert!(band.len() >= self.len(), "band buffer too short");
+        let chan = self.channel_len().expect("checked in new");
+        for c in 0..g.c {
+            let xc = &x[c * plane_in..(c + 1) * plane_in];
+            for py in 0..self.phases[0] {
+                let a = py * g.dilation[0] % g.stride[0];
+                for px in 0..self.phases[1] {
+                    let b = px * g.dilation[1] % g.stride[1];
+                    let at = c * chan + (py * self.phases[1] + px) * self.plane;
+                    let dst = &mut band[at..at + self.phase_rows * self.grid_w];
+                    for (i, out) in dst.chunks_exact_mut(self.grid_w).enumerate() {
+                        // Padded input row of phase row i; past the input
+                        // (or past usize) it is padding.
+                        let row = (oy0 + i)
+                            .checked_mul(g.stride[0])
+                            .and_then(|r| r.checked_add(a))
+                            .and_then(|r| r.checked_sub(g.pad_top))
+                            .filter(|&iy| iy < g.h);
+                        match row {
+                            Some(iy) => gather_run(out, &xc[iy * g.w..(iy + 1) * g.w], b, g.stride[1], g.pad_left),
+                            None => out.fill(0.0),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `C = act(A * im2col + bias)` for output rows `oy0..oy0 + rows` of
+    /// one band, already [filled](Self::fill) into `band`, with `taps` from
+    /// [`taps`](Self::taps). C is `A.rows() x rows*OW` (those rows of the
+    /// output channels, row-major pixels); `ctile` is scratch, grown as
+    /// needed.
+    ///
+    /// # Panics
+    /// If the shapes disagree, `a` was packed for another kernel or KC, or
+    /// a tap would read past `band`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(
+        &self,
+        gemm: &Gemm,
+        a: &PackedA,
+        band: &[f32],
+        taps: &[u32],
+        rows: usize,
+        mut c: MatMut<'_>,
+        ep: &Epilogue<'_>,
+        ctile: &mut Vec<f32>,
+    ) {
+        let g = &self.g;
+        let (mr, nr, kc) = (gemm.kernel.mr, gemm.kernel.nr, gemm.kc);
+        let (m, k) = (a.rows(), a.cols());
+        assert!(nr == self.nr && a.mr() == mr && a.kc() == kc, "A or the band laid out for another kernel");
+        assert!(k == taps.len() && k == g.c * g.fh * g.fw && k > 0, "one tap per reduction step");
+        assert!((1..=self.rows).contains(&rows), "band rows");
+        assert!(c.rows() == m && c.cols() == rows * g.ow, "C is the band's rows of the output");
+        let bias = match ep.bias {
+            Bias::None => None,
+            Bias::PerRow(v) => {
+                assert_eq!(v.len(), m, "one bias per output channel");
+                Some(v)
+            }
+            Bias::PerCol(_) => panic!("convolution bias is per output channel"),
+        };
+        let grid = (rows - 1) * self.grid_w + g.ow;
+        let reach = taps.iter().max().map_or(0, |&t| t as usize) + grid.next_multiple_of(nr);
+        assert!(reach <= band.len(), "a tap reads past the band");
+        if ctile.len() < m * nr {
+            ctile.resize(m * nr, 0.0);
+        }
+        let k_blocks = k.div_ceil(kc);
+        for q0 in (0..grid).step_by(nr) {
+            let n = nr.min(grid - q0);
+            for kb in 0..k_blocks {
+                let (pc, kcb) = (kb * kc, kc.min(k - kb * kc));
+                let (first, last) = (kb == 0, kb + 1 == k_blocks);
+                for i in (0..m).step_by(mr) {
+                    let mm = mr.min(m - i);
+                    let panel = a.block(pc, kcb, i, mm);
+                    let tile = TileEpilogue {
+                        alpha: 1.0,
+                        beta: 1.0,
+                        load_c: !first,
+                        bias_row: bias.filter(|_| last).map_or(std::ptr::null(), |b| b[i..].as_ptr()),
+                        bias_col: std::ptr::null(),
+                        clamp: if last { ep.clamp } else { None },
+                    };
+                    // SAFETY: `panel` is one packed kcb x MR panel; step p
+                    // of B reads NR floats at q0 + taps[pc + p] <= the
+                    // largest tap + (grid rounded up to NR) - NR, inside
+                    // `band` (asserted above); C is rows i..i+mm, columns
+                    // 0..n of the m x NR `ctile`, written before it is read
+                    // (load_c only after the first block); the bias slice
+                    // starts at row i and holds m - i >= mm floats.
+                    unsafe {
+                        (gemm.kernel.func_offsets)(
+                            kcb,
+                            panel.as_ptr(),
+                            band[q0..].as_ptr(),
+                            taps[pc..].as_ptr(),
+                            ctile[i * nr..].as_mut_ptr(),
+                            nr,
+                            1,
+                            mm,
+                            n,
+                            &tile,
+                        )
+                    };
+                }
+            }
+            // The tile's grid pixels to their output pixels, skipping the
+            // grid's extra columns.
+            let mut q = q0;
+            while q < q0 + n {
+                let (oy, ox) = (q / self.grid_w, q % self.grid_w);
+                let len = (self.grid_w - ox).min(q0 + n - q);
+                if ox < g.ow {
+                    let keep = len.min(g.ow - ox);
+                    for (r, src) in ctile.chunks_exact(nr).take(m).enumerate() {
+                        c.write_run(r, oy * g.ow + ox, &src[q - q0..q - q0 + keep]);
+                    }
+                }
+                q += len;
+            }
+        }
+    }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gemm::KERNELS;
+    use crate::view::MatRef;
+
+    /// Direct convolution of `x` (one group) by `w` `[K, C*FH*FW]`.
+    fn naive(x: &[f32], w: &[f32], k: usize, g: &Geometry) -> Vec<f32> {
+        let mut y = vec![0.0; k * g.oh * g.ow];
+        for o in 0..k {
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let mut s = 0.0;
+                    for c in 0..g.c {
+                        for fy in 0..g.fh {
+                            for fx in 0..g.fw {
+                                let iy = (oy * g.stride[0] + fy * g.dilation[0]) as isize - g.pad_top as isize;
+                                let ix = (ox * g.stride[1] + fx * g.dilation[1]) as isize - g.pad_left as isize;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
+                                    let xv = x[(c * g.h + iy as usize) * g.w + ix as usize];
+                                    s += w[((o * g.c + c) * g.fh + fy) * g.fw + fx] * xv;
+                                }
+                            }
+                        }
+                    }
+                    y[(o * g.oh + oy) * g.ow + ox] = s;
+                }
+            }
+        }
+        y
+    }
+
+    /// Small integers, so every sum is exact in f32 whatever the order.
+    fn ints(n: usize, seed: usize) -> Vec<f32> {
+        (0..n).map(|i| ((i * 7 + seed * 13) % 9) as f32 - 4.0).collect()
+    }
+
+    #[test]
+    fn every_kernel_matches_the_direct_convolution() {
+        // (c, h, w, fh, fw, stride, dilation, pads [top, left, bottom, right], k)
+        let cases = [
+            (3, 9, 11, 3, 3, [1, 1], [1, 1], [1, 1, 1, 1], 7),
+            (2, 10, 9, 5, 3, [2, 2], [1, 1], [2, 1, 2, 1], 5),
+            (2, 12, 13, 3, 2, [3, 2], [2, 3], [0, 2, 1, 0], 13),
+            (1, 8, 8, 1, 1, [2, 2], [1, 1], [0, 0, 0, 0], 3),
+            (4, 7, 7, 3, 3, [1, 1], [1, 1], [1, 1, 1, 1], 9),
+            (1, 6, 20, 2, 7, [1, 3], [1, 1], [1, 3, 0, 3], 2),
+        ];
+        for kernel in KERNELS.iter().filter(|k| k.isa.supported()) {
+            for &(c, h, w, fh, fw, stride, dilation, pads, k) in &cases {
+                let oh = (h + pads[0] + pads[2] - dilation[0] * (fh - 1) - 1) / stride[0] + 1;
+                let ow = (w + pads[1] + pads[3] - dilation[1] * (fw - 1) - 1) / stride[1] + 1;
+                let g = Geometry { c, h, w, fh, fw, stride, dilation, pad_top: pads[0], pad_left: pads[1], oh, ow };
+                let (x, wt) = (ints(c * h * w, 1), ints(k * c * fh * fw, 2));
+                let want = naive(&x, &wt, k, &g);
+                // A short KC makes several reduction blocks.
+                for kc in [8, 512] {
+                    let gemm = Gemm { kc, ..Gemm::for_kernel(kernel) };
+                    let a = PackedA::new(&gemm, MatRef::new(&wt, k, c * fh * fw, c * fh * fw, 1).unwrap());
+                    for rows in [1, 2, oh] {
+                        let band = Band::new(g, rows, kernel.nr).unwrap();
+                        let mut taps = vec![0; c * fh * fw];
+                        band.taps(&mut taps);
+                        let mut buf = vec![f32::NAN; band.len()];
+                        let mut y = vec![f32::NAN; k * oh * ow];
+                        let mut ctile = Vec::new();
+                        for oy0 in (0..oh).step_by(rows) {
+                            let r = rows.min(oh - oy0);
+                            band.fill(&x, oy0, &mut buf);
+                            let ym = MatMut::new(&mut y, k, oh * ow, oh * ow, 1).unwrap();
+                            let (_, rest) = ym.split_at_col(oy0 * ow);
+                            let (cm, _) = rest.split_at_col(r * ow);
+                            band.run(&gemm, &a, &buf, &taps, r, cm, &Epilogue::default(), &mut ctile);
+                        }
+                        assert_eq!(y, want, "{} {g:?} kc {kc} rows {rows}", kernel.name);
+                    }
+                }
+            }
+        }
+    }
+}
