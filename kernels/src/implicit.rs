@@ -23,10 +23,11 @@
 
 use crate::gemm::{Bias, Epilogue, Gemm, PackedA, TileEpilogue};
 use crate::im2col::{Geometry, gather_run};
+use crate::transpose::transpose;
 use crate::view::MatMut;
 
 /// Where everything lies in the band buffer of one convolution.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Band {
     g: Geometry,
     /// Output rows per band.
@@ -295,7 +296,6 @@ impl Band {
             ctile.resize(chunk * m, 0.0);
         }
         let k_blocks = k.div_ceil(kc);
-        let mut column = [0.0f32; TRANSPOSED_CHUNK + MAX_MR];
         for t0 in (0..pixels).step_by(chunk) {
             let np = chunk.min(pixels - t0);
             for kb in 0..k_blocks {
@@ -346,12 +346,7 @@ impl Band {
                     }
                 }
             }
-            for ch in 0..m {
-                for (x, px) in column.iter_mut().zip(ctile.chunks_exact(m).take(np)) {
-                    *x = px[ch];
-                }
-                c.write_run(ch, t0, &column[..np]);
-            }
+            transpose(gemm.kernel.isa, ctile, np, m, m, &mut c, t0);
         }
     }
 }

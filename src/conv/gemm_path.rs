@@ -44,6 +44,21 @@ pub(super) struct GemmConv {
     algorithm: ConvAlgorithm,
 }
 
+/// Tasks per thread a layer's pixels split into where the batch and the
+/// channel blocks give fewer: their sizes differ by a band's rows, so a
+/// few per thread keep the threads evenly busy.
+const TASKS_PER_THREAD: usize = 4;
+
+/// The least work worth a task of its own: handing a task to another
+/// thread costs microseconds, so a layer smaller than two of these (the
+/// seed's 5x5 layers) runs on one thread.
+const MIN_TASK_MACS: usize = 1 << 18;
+
+/// The fewest output pixels in a band (but at least a row): every band
+/// re-reads the layer's packed weights, which must stay small beside its
+/// FMAs.
+const MIN_BAND_PIXELS: usize = 128;
+
 /// Most floats in one band of padded input rows (the implicit path): 1 MiB.
 /// Each tile reads only a few rows of it, so it need not fit L2; taller
 /// bands copy fewer halo rows and end in fewer part-filled tiles. Measured
@@ -88,9 +103,10 @@ struct Image<'a> {
 }
 
 thread_local! {
-    /// The implicit path's per-thread buffers, reused: the band, its taps,
-    /// and the C tile.
-    static BAND: RefCell<(Vec<f32>, Vec<u32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+    /// The implicit path's per-thread buffers, reused: the band, the taps
+    /// (and the band layout they were computed for), and the C tile.
+    static BAND: RefCell<(Vec<f32>, (Option<Band>, Vec<u32>), Vec<f32>)> =
+        const { RefCell::new((Vec::new(), (None, Vec::new()), Vec::new())) };
 }
 
 impl GemmConv {
@@ -152,17 +168,24 @@ impl GemmConv {
         (g * self.kg + start, self.block_rows.min(self.kg - start))
     }
 
-    /// Tasks the pixels of one image should split into: four per thread
-    /// over the whole grid, for balance, or one on a single thread.
-    fn pixel_tasks(&self, n: usize, threads: usize) -> usize {
-        let want = if threads > 1 { 4 * threads } else { 1 };
-        want.div_ceil(n * self.weights.len())
+    /// Tasks the pixels of one image split into: [`TASKS_PER_THREAD`] per
+    /// thread over the whole grid of images, channel blocks and pixel
+    /// tasks, for balance, but none under [`MIN_TASK_MACS`]; one on a
+    /// single thread.
+    fn pixel_tasks(&self, g: &Geometry, n: usize, threads: usize) -> usize {
+        if threads < 2 {
+            return 1;
+        }
+        let macs = n * self.groups * self.kg * g.oh * g.ow * g.c * g.fh * g.fw;
+        let tasks = (TASKS_PER_THREAD * threads).min(macs / MIN_TASK_MACS).max(1);
+        tasks.div_ceil(n * self.weights.len())
     }
 
     /// Pixels per im2col task: [`Self::pixel_tasks`] of them, no wider than
     /// [`MAX_TILE`], in whole micropanels.
-    fn tile_width(&self, n: usize, pixels: usize, threads: usize) -> usize {
-        let tiles = self.pixel_tasks(n, threads).max(pixels.div_ceil(MAX_TILE)).max(1);
+    fn tile_width(&self, g: &Geometry, n: usize, threads: usize) -> usize {
+        let pixels = g.oh * g.ow;
+        let tiles = self.pixel_tasks(g, n, threads).max(pixels.div_ceil(MAX_TILE)).max(1);
         pixels.div_ceil(tiles).next_multiple_of(self.gemm.kernel.nr).min(pixels).max(1)
     }
 
@@ -174,11 +197,14 @@ impl GemmConv {
     /// 20%); implicit GEMM with pixels in the lanes the same row panel and
     /// the grid's extra columns (a wide filter over a narrow output wastes
     /// most); with channels in the lanes, the channels past a multiple of
-    /// NR and the transpose of the output (about 1.5 cycles per output,
+    /// NR and the transpose of the output (about 0.3 cycles per output,
     /// against taps / 32 cycles of FMAs). The best score wins. Measured on
-    /// Zen 5, one thread, GFLOP/s pixel lanes / channel lanes / im2col:
-    /// r50_stem 216 / 186 / 131, r50_3x3_64 233 / 237 / 199, r50_3x3_128
-    /// 219 / 233 / 202, r50_3x3_512 193 / 193 / 137, seed_5x5 134 / 33 / 94.
+    /// Zen 5, medians of 3, GFLOP/s pixel lanes / channel lanes, 1 thread:
+    /// r50_stem 211 / 211, r50_3x3_64 226 / 237, r50_3x3_128 211 / 242,
+    /// r50_3x3_512 181 / 214, vgg_conv1_2 209 / 206; 2 threads: 381 / 393,
+    /// 373 / 434, 316 / 397, 349 / 394, 384 / 375. im2col: 131, 199, 202,
+    /// 137, 185 on one thread; it wins only where the grid is mostly extra
+    /// columns. seed_5x5 (10 channels): pixel lanes 134, channel lanes 33.
     pub fn lowering(&self, g: &Geometry, n: usize, threads: usize) -> Lowering {
         if self.pointwise {
             return Lowering::Pointwise;
@@ -186,39 +212,44 @@ impl GemmConv {
         let (mr, nr) = (self.gemm.kernel.mr, self.gemm.kernel.nr);
         let share = |len: usize, tile: usize| len as f64 / len.next_multiple_of(tile) as f64;
         let pixels = g.oh * g.ow;
-        let tile = self.tile_width(n, pixels, threads);
+        let tile = self.tile_width(g, n, threads);
         let im2col_lanes = (pixels / tile) * tile.next_multiple_of(nr) + (pixels % tile).next_multiple_of(nr);
         let rows_use = share(self.block_rows, mr);
         let im2col = 0.8 * rows_use * pixels as f64 / im2col_lanes as f64;
         let taps = g.c * g.fh * g.fw;
-        let transpose = 1.0 / (1.0 + 48.0 / taps as f64);
-        // Band heights that fit the budget and give two tasks per thread;
-        // of those, the one whose tiles waste the fewest lanes (the taller
-        // on ties).
-        let tasks = if threads > 1 { (2 * threads).div_ceil(n * self.weights.len()) } else { 1 };
-        let most_rows = g.oh.div_ceil(tasks).max(1);
-        let mut best: Option<(f64, f64, Band)> = None;
+        let transpose = 1.0 / (1.0 + 10.0 / taps as f64);
+        // Band heights that fit the budget and split the image into enough
+        // tasks, but no band under
+        // MIN_BAND_PIXELS: each band re-reads all the weights. The pixel
+        // form takes the height whose tiles waste the fewest lanes (the
+        // taller on ties), the channel form the tallest.
+        let most_rows = g.oh.div_ceil(self.pixel_tasks(g, n, threads)).max(MIN_BAND_PIXELS.div_ceil(g.ow)).min(g.oh);
+        let grid_w = Band::grid_width(g);
+        let lanes = |r: usize| ((r - 1) * grid_w + g.ow).next_multiple_of(nr);
+        let mut pixel_form: Option<(f64, Band)> = None;
+        let mut channel_form: Option<Band> = None;
         for rows in 1..=most_rows {
             let Some(band) = Band::new(*g, rows, nr) else { continue };
             if rows > 1 && band.len() > BAND_BUDGET {
                 break;
             }
-            let grid_w = Band::grid_width(g);
-            let lanes = |r: usize| ((r - 1) * grid_w + g.ow).next_multiple_of(nr);
             let total = (g.oh / rows) * lanes(rows) + if g.oh.is_multiple_of(rows) { 0 } else { lanes(g.oh % rows) };
-            let pixel_lanes = rows_use * pixels as f64 / total as f64;
-            let channel_lanes = transpose * share(self.block_rows, nr) * share(rows * g.ow, mr);
-            if best.is_none_or(|(u, _, _)| pixel_lanes >= u - 0.005) {
-                best = Some((pixel_lanes, channel_lanes, band));
+            let used = rows_use * pixels as f64 / total as f64;
+            if pixel_form.is_none_or(|(u, _)| used >= u - 0.005) {
+                pixel_form = Some((used, band));
             }
+            channel_form = Some(band);
         }
-        let Some((pixel_lanes, channel_lanes, band)) = best else { return Lowering::Im2col };
+        let (Some((pixel_lanes, pixel_band)), Some(channel_band)) = (pixel_form, channel_form) else {
+            return Lowering::Im2col;
+        };
+        let channel_lanes = transpose * share(self.block_rows, nr) * share(channel_band.rows() * g.ow, mr);
         match self.algorithm {
             ConvAlgorithm::Im2col => Lowering::Im2col,
-            ConvAlgorithm::Implicit => Lowering::Implicit(band),
-            ConvAlgorithm::ImplicitChannels => Lowering::ImplicitChannels(band),
-            ConvAlgorithm::Auto if channel_lanes >= pixel_lanes.max(im2col) => Lowering::ImplicitChannels(band),
-            ConvAlgorithm::Auto if pixel_lanes >= im2col => Lowering::Implicit(band),
+            ConvAlgorithm::Implicit => Lowering::Implicit(pixel_band),
+            ConvAlgorithm::ImplicitChannels => Lowering::ImplicitChannels(channel_band),
+            ConvAlgorithm::Auto if channel_lanes >= pixel_lanes.max(im2col) => Lowering::ImplicitChannels(channel_band),
+            ConvAlgorithm::Auto if pixel_lanes >= im2col => Lowering::Implicit(pixel_band),
             ConvAlgorithm::Auto => Lowering::Im2col,
         }
     }
@@ -232,7 +263,7 @@ impl GemmConv {
             Lowering::Pointwise => 0,
             Lowering::Implicit(band) => band.len() + k + self.block_rows * nr,
             Lowering::ImplicitChannels(band) => band.len() + k + self.block_rows * 96,
-            Lowering::Im2col => self.gemm.kc.min(k) * self.tile_width(n, g.oh * g.ow, threads).next_multiple_of(nr),
+            Lowering::Im2col => self.gemm.kc.min(k) * self.tile_width(g, n, threads).next_multiple_of(nr),
         }
     }
 
@@ -244,15 +275,21 @@ impl GemmConv {
         let lowering = self.lowering(&geom, n, threads);
         let tile = match lowering {
             Lowering::Implicit(band) | Lowering::ImplicitChannels(band) => band.rows() * geom.ow,
-            _ => self.tile_width(n, pixels, threads),
+            _ => self.tile_width(&geom, n, threads),
         };
         let tiles = pixels.div_ceil(tile);
         let in_image = self.groups * geom.c * geom.h * geom.w;
-        y.par_chunks_mut(k * pixels).zip(x.par_chunks(in_image)).for_each(|(yi, xi)| {
+        let image = |(yi, xi): (&mut [f32], &[f32])| {
             let c = MatMut::new(yi, k, pixels, pixels, 1).expect("the output image is K x OH*OW");
             let image = Image { x: xi, geom, lowering, tile, clamp };
             self.split(&image, c, 0..self.weights.len(), 0..tiles);
-        });
+        };
+        if n == 1 {
+            // One image: no rayon hand-over unless `split` finds tasks.
+            image((y, x));
+        } else {
+            y.par_chunks_mut(k * pixels).zip(x.par_chunks(in_image)).for_each(image);
+        }
     }
 
     /// Halves the (row blocks x pixel tiles) grid until one task is left,
@@ -296,11 +333,13 @@ impl GemmConv {
                 self.gemm.run(1.0, a, &b, 0.0, c, &ep);
             }
             Lowering::Implicit(band) | Lowering::ImplicitChannels(band) => BAND.with(|ws| {
-                let (buf, taps, ctile) = &mut *ws.borrow_mut();
-                let k = self.weights[rb].cols();
+                let (buf, (taps_for, taps), ctile) = &mut *ws.borrow_mut();
                 buf.resize(buf.len().max(band.len()), 0.0);
-                taps.resize(k, 0);
-                band.taps(taps);
+                if *taps_for != Some(band) {
+                    taps.resize(self.weights[rb].cols(), 0);
+                    band.taps(taps);
+                    *taps_for = Some(band);
+                }
                 band.fill(x, p0 / g.ow, buf);
                 let rows = pixels / g.ow;
                 if matches!(im.lowering, Lowering::Implicit(_)) {
