@@ -102,11 +102,19 @@ struct Image<'a> {
     clamp: Option<(f32, f32)>,
 }
 
+/// One thread's band, the taps of the band layout `taps_for`, and C tile.
+struct BandBuffers {
+    band: Vec<f32>,
+    taps_for: Option<Band>,
+    taps: Vec<u32>,
+    ctile: Vec<f32>,
+}
+
 thread_local! {
-    /// The implicit path's per-thread buffers, reused: the band, the taps
-    /// (and the band layout they were computed for), and the C tile.
-    static BAND: RefCell<(Vec<f32>, (Option<Band>, Vec<u32>), Vec<f32>)> =
-        const { RefCell::new((Vec::new(), (None, Vec::new()), Vec::new())) };
+    /// The implicit path's per-thread buffers, reused.
+    static BAND: RefCell<BandBuffers> = const {
+        RefCell::new(BandBuffers { band: Vec::new(), taps_for: None, taps: Vec::new(), ctile: Vec::new() })
+    };
 }
 
 impl GemmConv {
@@ -333,7 +341,7 @@ impl GemmConv {
                 self.gemm.run(1.0, a, &b, 0.0, c, &ep);
             }
             Lowering::Implicit(band) | Lowering::ImplicitChannels(band) => BAND.with(|ws| {
-                let (buf, (taps_for, taps), ctile) = &mut *ws.borrow_mut();
+                let BandBuffers { band: buf, taps_for, taps, ctile } = &mut *ws.borrow_mut();
                 buf.resize(buf.len().max(band.len()), 0.0);
                 if *taps_for != Some(band) {
                     taps.resize(self.weights[rb].cols(), 0);
