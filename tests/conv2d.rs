@@ -186,12 +186,14 @@ fn each_path_is_chosen_and_correct() {
         (Conv2dParams::new(6, 4, [3, 3]).groups(2), [1, 6, 8, 8], "gemm"),
         (Conv2dParams::new(8, 8, [3, 3]).padding(1), [1, 8, 56, 56], "implicit gemm"),
         // A 7-wide filter over a 3-wide output: the band's grid would be
-        // mostly extra columns.
-        (Conv2dParams::new(4, 8, [1, 7]), [1, 4, 16, 9], "im2col+gemm"),
+        // mostly extra columns (checked below).
+        (Conv2dParams::new(4, 8, [1, 7]), [1, 4, 16, 9], "gemm"),
         (Conv2dParams::new(6, 6, [1, 1]).groups(3), [1, 6, 5, 5], "1x1 gemm"),
         (Conv2dParams::new(12, 12, [3, 3]).padding(1).groups(12), [2, 12, 10, 19], "depthwise"),
         (Conv2dParams::new(4, 12, [5, 3]).padding(2).stride_hw([2, 1]).groups(4), [1, 4, 11, 9], "depthwise"),
     ];
+    let wide = run_and_check(&Conv2dParams::new(4, 8, [1, 7]), [1, 4, 16, 9], false, Activation::None, 19);
+    assert!(!wide.starts_with("implicit gemm "), "the pixel-lane form on a mostly-extra grid: {wide}");
     for (i, (p, shape, path)) in cases.into_iter().enumerate() {
         for act in [Activation::None, Activation::Relu] {
             let got = run_and_check(&p, shape, true, act, 20 + i as u64);
