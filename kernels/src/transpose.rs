@@ -26,8 +26,10 @@ pub fn transpose(isa: Isa, src: &[f32], rows: usize, cols: usize, stride: usize,
         (i0, j0) = (rows / 16 * 16, cols / 16 * 16);
         let rs = dst.row_stride();
         let base = dst.as_mut_ptr();
-        for i in (0..i0).step_by(16) {
-            for j in (0..j0).step_by(16) {
+        // Column blocks outer: each output row is written as one run of
+        // whole lines, which streams better than 16 rows a line at a time.
+        for j in (0..j0).step_by(16) {
+            for i in (0..i0).step_by(16) {
                 // SAFETY: the CPU has AVX-512F (checked above); rows
                 // i..i+16 and columns j..j+16 of the block lie inside `src`
                 // (asserted: i + 16 <= rows, j + 16 <= cols), and dst rows

@@ -9,7 +9,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 use receptive_kernels::gemm::{ASource, Bias, Epilogue, Gemm, MicroKernel, PackedA};
 use receptive_kernels::im2col::{Geometry, Im2col};
-use receptive_kernels::implicit::Band;
+use receptive_kernels::implicit::{Band, TRANSPOSED_CHUNK};
 
 use super::ConvAlgorithm;
 use crate::gemm::{MatMut, MatRef};
@@ -205,11 +205,11 @@ impl GemmConv {
     /// 20%); implicit GEMM with pixels in the lanes the same row panel and
     /// the grid's extra columns (a wide filter over a narrow output wastes
     /// most); with channels in the lanes, the channels past a multiple of
-    /// NR and the transpose of the output (about 0.3 cycles per output,
+    /// NR and the transpose of the output (about 0.2 cycles per output,
     /// against taps / 32 cycles of FMAs). The best score wins. Measured on
     /// Zen 5, medians of 3, GFLOP/s pixel lanes / channel lanes, 1 thread:
-    /// r50_stem 211 / 211, r50_3x3_64 226 / 237, r50_3x3_128 211 / 242,
-    /// r50_3x3_512 181 / 214, vgg_conv1_2 209 / 206; 2 threads: 381 / 393,
+    /// r50_stem 204 / 213, r50_3x3_64 226 / 237, r50_3x3_128 211 / 242,
+    /// r50_3x3_512 181 / 214, vgg_conv1_2 207 / 211; 2 threads: 381 / 393,
     /// 373 / 434, 316 / 397, 349 / 394, 384 / 375. im2col: 131, 199, 202,
     /// 137, 185 on one thread; it wins only where the grid is mostly extra
     /// columns. seed_5x5 (10 channels): pixel lanes 134, channel lanes 33.
@@ -225,7 +225,7 @@ impl GemmConv {
         let rows_use = share(self.block_rows, mr);
         let im2col = 0.8 * rows_use * pixels as f64 / im2col_lanes as f64;
         let taps = g.c * g.fh * g.fw;
-        let transpose = 1.0 / (1.0 + 10.0 / taps as f64);
+        let transpose = 1.0 / (1.0 + 6.0 / taps as f64);
         // Band heights that fit the budget and split the image into enough
         // tasks, but no band under
         // MIN_BAND_PIXELS: each band re-reads all the weights. The pixel
@@ -270,7 +270,7 @@ impl GemmConv {
         match self.lowering(g, n, threads) {
             Lowering::Pointwise => 0,
             Lowering::Implicit(band) => band.len() + k + self.block_rows * nr,
-            Lowering::ImplicitChannels(band) => band.len() + k + self.block_rows * 96,
+            Lowering::ImplicitChannels(band) => band.len() + k + self.block_rows * TRANSPOSED_CHUNK,
             Lowering::Im2col => self.gemm.kc.min(k) * self.tile_width(g, n, threads).next_multiple_of(nr),
         }
     }
