@@ -112,7 +112,9 @@ proptest! {
         prop_assume!(p.output_shape(shape).is_ok());
         let path = run_with(&p, shape, with_bias, act, seed, algorithm);
         let pointwise = p.kernel == [1, 1] && p.stride == [1, 1] && p.padding == Padding::uniform(0);
-        if p.in_channels != p.groups && !pointwise {
+        if pointwise && p.in_channels != p.groups {
+            prop_assert!(path.starts_with("1x1 gemm"), "{}", path);
+        } else if p.in_channels != p.groups {
             let want = match algorithm {
                 ConvAlgorithm::Implicit => "implicit gemm ",
                 ConvAlgorithm::ImplicitChannels => "implicit gemm^T",

@@ -202,8 +202,8 @@ impl GemmConv {
     ///
     /// Each candidate is scored by the share of the microkernel's work that
     /// lands in the output, times what its extra passes cost: im2col loses
-    /// the part-filled last tile and MR row panel, and its gather (about
-    /// 20%); implicit GEMM with pixels in the lanes the same row panel and
+    /// the part-filled last tile and MR row panel, and its gather (20% at
+    /// 64 output channels); implicit GEMM with pixels in the lanes the same row panel and
     /// the grid's extra columns (a wide filter over a narrow output wastes
     /// most); with channels in the lanes, the channels past a multiple of
     /// NR and the transpose of the output (about 0.2 cycles per output,
@@ -214,8 +214,16 @@ impl GemmConv {
     /// 373 / 434, 316 / 397, 349 / 394, 384 / 375. im2col: 131, 199, 202,
     /// 137, 185 on one thread; it wins only where the grid is mostly extra
     /// columns. seed_5x5 (10 channels): pixel lanes 134, channel lanes 33.
+    ///
+    /// The copies count as about half a cycle per float: im2col copies each
+    /// input float FH*FW times, the implicit forms once into the band,
+    /// against `K * FH * FW / 32` cycles of FMAs each input float feeds.
+    /// A 1x1 unit-stride layer reads its input planes in place.
     pub fn lowering(&self, g: &Geometry, n: usize, threads: usize) -> Lowering {
         if self.pointwise {
+            // Reading the planes in place measured faster than either
+            // implicit form on every 1x1 layer tried (the channel form,
+            // 1x1 2048->512 at 7x7: 159 against 191 GFLOP/s).
             return Lowering::Pointwise;
         }
         let (mr, nr) = (self.gemm.kernel.mr, self.gemm.kernel.nr);
@@ -224,9 +232,11 @@ impl GemmConv {
         let tile = self.tile_width(g, n, threads);
         let im2col_lanes = (pixels / tile) * tile.next_multiple_of(nr) + (pixels % tile).next_multiple_of(nr);
         let rows_use = share(self.block_rows, mr);
-        let im2col = 0.8 * rows_use * pixels as f64 / im2col_lanes as f64;
+        let gather = 1.0 / (1.0 + 16.0 / self.block_rows as f64);
+        let im2col = gather * rows_use * pixels as f64 / im2col_lanes as f64;
         let taps = g.c * g.fh * g.fw;
         let transpose = 1.0 / (1.0 + 6.0 / taps as f64);
+        let fill = 1.0 / (1.0 + 16.0 / (self.block_rows * g.fh * g.fw) as f64);
         // Band heights that fit the budget, up to one that splits the images
         // into enough tasks, but none under MIN_BAND_PIXELS if the image
         // has them (each band re-reads all the weights). Each form takes the
@@ -261,7 +271,8 @@ impl GemmConv {
         let (Some((pixel_lanes, pixel_band)), Some((channel_score, channel_band))) = (pixel_form, channel_form) else {
             return Lowering::Im2col;
         };
-        let channel_lanes = transpose * share(self.block_rows, nr) * channel_score;
+        let (pixel_lanes, channel_lanes) =
+            (fill * pixel_lanes, fill * transpose * share(self.block_rows, nr) * channel_score);
         match self.algorithm {
             ConvAlgorithm::Im2col => Lowering::Im2col,
             ConvAlgorithm::Implicit => Lowering::Implicit(pixel_band),

@@ -61,7 +61,7 @@ pub struct Conv2dPlan {
 
 /// How a GEMM-path convolution reaches its pixels, as oneDNN's algorithm
 /// kinds: chosen per input shape by default, or forced (tests and
-/// benchmarks compare the two). 1x1 unit-stride and depthwise layers have
+/// benchmarks compare them). Depthwise and 1x1 unit-stride layers have
 /// paths of their own and ignore it.
 ///
 /// ```
