@@ -417,19 +417,22 @@ mod tests {
             (2, 20, 13, 3, 3, [1, 1], [1, 1], [1, 1, 1, 1], 70),
         ];
         for kernel in KERNELS.iter().filter(|k| k.isa.supported()) {
-            for &(c, h, w, fh, fw, stride, dilation, pads, k) in &cases {
+            // Miri runs the stride-2 and the dilated case, one KC and height.
+            let picked = if cfg!(miri) { &cases[1..3] } else { &cases[..] };
+            for &(c, h, w, fh, fw, stride, dilation, pads, k) in picked {
                 let oh = (h + pads[0] + pads[2] - dilation[0] * (fh - 1) - 1) / stride[0] + 1;
                 let ow = (w + pads[1] + pads[3] - dilation[1] * (fw - 1) - 1) / stride[1] + 1;
                 let g = Geometry { c, h, w, fh, fw, stride, dilation, pad_top: pads[0], pad_left: pads[1], oh, ow };
                 let (x, wt) = (ints(c * h * w, 1), ints(k * c * fh * fw, 2));
                 let want = naive(&x, &wt, k, &g);
                 // A short KC makes several reduction blocks.
-                for kc in [8, 512] {
+                for kc in if cfg!(miri) { &[8][..] } else { &[8, 512][..] } {
+                    let kc = *kc;
                     let gemm = Gemm { kc, ..Gemm::for_kernel(kernel) };
                     let wm = MatRef::new(&wt, k, c * fh * fw, c * fh * fw, 1).unwrap();
                     let a = PackedA::new(&gemm, wm);
                     let at = PackedA::with_width(&gemm, wm, kernel.nr);
-                    for rows in [1, 2, oh] {
+                    for rows in if cfg!(miri) { vec![2] } else { vec![1, 2, oh] } {
                         let band = Band::new(g, rows, kernel.nr).unwrap();
                         let mut taps = vec![0; c * fh * fw];
                         band.taps(&mut taps);
