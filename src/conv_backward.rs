@@ -11,9 +11,11 @@ use receptive_kernels::col2im::{PatchGeometry, col2im_add, correlate_plane_add, 
 use receptive_kernels::gemm::{ASource, Bias, Epilogue, Gemm, PackedA};
 use receptive_kernels::im2col_t::Im2colT;
 
+use crate::activation::Activation;
+use crate::conv::Conv2dPlan;
 use crate::error::{Error, Result, check_len};
 use crate::gemm::active_gemm;
-use crate::params::Conv2dParams;
+use crate::params::{Conv2dParams, Padding};
 use crate::reference::check_dy_shape;
 use receptive_kernels::MatRef;
 
@@ -61,11 +63,16 @@ pub struct Conv2dBackwardDataPlan {
     block: usize,
     blocks_per_group: usize,
     weights: Weights,
+    /// Added to every input-gradient channel (a transposed convolution's bias).
+    bias: Option<Vec<f32>>,
 }
 
 /// The weights as the backward-data pass reads them.
 #[derive(Debug)]
 enum Weights {
+    /// Stride 1: dX is the forward convolution of dY with the weights
+    /// flipped and transposed, run by the forward plan (implicit GEMM).
+    Flipped(Box<Conv2dPlan>),
     /// `W_g^T` rows of each (group, channel block), group-major, for the GEMM.
     Packed(Vec<PackedA>),
     /// One input channel per group (depthwise): the filters as given, for
@@ -84,6 +91,18 @@ impl Conv2dBackwardDataPlan {
     /// assert!(Conv2dBackwardDataPlan::new(&p, &[0.0; 8 * 3 * 4]).is_err()); // weights of 2x2 filters
     /// ```
     pub fn new(params: &Conv2dParams, w: &[f32]) -> Result<Self> {
+        Self::with_bias(params, w, None, [0, 0])
+    }
+
+    /// [`new`](Self::new) for a transposed convolution: `bias` (one per
+    /// input channel of `params`) added to the result, whose planes are
+    /// `output_padding` larger than the forward input.
+    pub(crate) fn with_bias(
+        params: &Conv2dParams,
+        w: &[f32],
+        bias: Option<&[f32]>,
+        output_padding: [usize; 2],
+    ) -> Result<Self> {
         params.validate()?;
         check_len("weights", w.len(), &params.weight_shape())?;
         let gemm = active_gemm();
@@ -95,9 +114,19 @@ impl Conv2dBackwardDataPlan {
         let block = (BLOCK_ROWS / taps).clamp(1, cg.div_ceil(4).max(1));
         let blocks_per_group = cg.div_ceil(block);
         let block = cg.div_ceil(blocks_per_group);
+        let plan = |weights| Conv2dBackwardDataPlan {
+            params: *params,
+            gemm,
+            block,
+            blocks_per_group,
+            weights,
+            bias: bias.map(<[f32]>::to_vec),
+        };
+        if let Some(flipped) = flipped_conv(params, w, bias, output_padding)? {
+            return Ok(plan(Weights::Flipped(Box::new(flipped))));
+        }
         if cg == 1 {
-            let weights = Weights::Direct(w.to_vec());
-            return Ok(Conv2dBackwardDataPlan { params: *params, gemm, block, blocks_per_group, weights });
+            return Ok(plan(Weights::Direct(w.to_vec())));
         }
         let mut packed = Vec::with_capacity(params.groups * blocks_per_group);
         for g in 0..params.groups {
@@ -109,8 +138,7 @@ impl Conv2dBackwardDataPlan {
                 packed.push(PackedA::new(gemm, wt));
             }
         }
-        let weights = Weights::Packed(packed);
-        Ok(Conv2dBackwardDataPlan { params: *params, gemm, block, blocks_per_group, weights })
+        Ok(plan(Weights::Packed(packed)))
     }
 
     /// The parameters the plan was built for.
@@ -141,23 +169,27 @@ impl Conv2dBackwardDataPlan {
         check_dy_shape(&self.params, x_shape, dy_shape)?;
         check_len("output gradient", dy.len(), &dy_shape)?;
         check_len("input gradient", dx.len(), &x_shape)?;
-        self.run_unchecked(dy, dy_shape, [x_shape[2], x_shape[3]], dx, None);
+        self.run_unchecked(dy, dy_shape, [x_shape[2], x_shape[3]], dx);
         Ok(())
     }
 
     /// The input gradient for a `dy` of `dy_shape` into a `dx` of planes
-    /// `input`, each channel starting from its `init` value (or zero). The
-    /// caller has checked the channels and lengths; the output plane may be
-    /// smaller than the forward output (transposed convolution with output
-    /// padding), taps outside it are skipped.
-    pub(crate) fn run_unchecked(
-        &self,
-        dy: &[f32],
-        dy_shape: [usize; 4],
-        input: [usize; 2],
-        dx: &mut [f32],
-        init: Option<&[f32]>,
-    ) {
+    /// `input`, each channel starting from its bias value (or zero). The
+    /// caller has checked the channels and lengths; the plane is the one
+    /// the plan was built for: the forward input, larger by the output
+    /// padding of a transposed convolution.
+    pub(crate) fn run_unchecked(&self, dy: &[f32], dy_shape: [usize; 4], input: [usize; 2], dx: &mut [f32]) {
+        if let Weights::Flipped(plan) = &self.weights {
+            let out = plan.output_shape(dy_shape);
+            debug_assert_eq!(
+                out,
+                Ok([dy_shape[0], self.params.in_channels, input[0], input[1]]),
+                "built for this plane"
+            );
+            plan.run(dy, dy_shape, dx).expect("the caller checked the shapes");
+            return;
+        }
+        let init = self.bias.as_deref();
         let p = &self.params;
         let [n, k, oh, ow] = dy_shape;
         let [_, cg, fh, fw] = p.weight_shape();
@@ -179,6 +211,7 @@ impl Conv2dBackwardDataPlan {
             let dyg = &dy[(img * k + g * kg) * pixels..];
             let packed = match &self.weights {
                 Weights::Packed(packed) => &packed[g * self.blocks_per_group + b],
+                Weights::Flipped(_) => unreachable!("run above"),
                 Weights::Direct(w) => {
                     dxb.fill(bias.map_or(0.0, |v| v[0]));
                     for (dyk, wk) in
@@ -221,6 +254,45 @@ impl Conv2dBackwardDataPlan {
     }
 }
 
+/// For stride 1, the forward convolution that computes the input gradient:
+/// dY convolved with the weights flipped in both axes and transposed per
+/// group (`W'[c][k][i][j] = W[k][c][FH-1-i][FW-1-j]`), padded by
+/// `dilation*(F-1) - pad` on each side (plus the output padding after).
+/// `None` where a side's padding would be negative (more padding than the
+/// dilated filter) or the grouped shape suits the direct scatter better
+/// (one input channel per group, several filters each).
+fn flipped_conv(
+    p: &Conv2dParams,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    output_padding: [usize; 2],
+) -> Result<Option<Conv2dPlan>> {
+    let [k, cg, fh, fw] = p.weight_shape();
+    let kg = k / p.groups;
+    let reach = [p.dilation[0] * (fh - 1), p.dilation[1] * (fw - 1)];
+    let pad = |reach: usize, before: usize| reach.checked_sub(before);
+    let padding = (|| {
+        Some(Padding {
+            top: pad(reach[0], p.padding.top)?,
+            bottom: pad(reach[0], p.padding.bottom)? + output_padding[0],
+            left: pad(reach[1], p.padding.left)?,
+            right: pad(reach[1], p.padding.right)? + output_padding[1],
+        })
+    })();
+    let Some(padding) = padding.filter(|_| p.stride == [1, 1] && !(cg == 1 && kg > 1)) else { return Ok(None) };
+    let taps = fh * fw;
+    let mut flipped = vec![0.0; w.len()];
+    for (dst, c) in flipped.chunks_exact_mut(kg * taps).zip(0..) {
+        let (g, cl) = (c / cg, c % cg);
+        for (kk, d) in dst.chunks_exact_mut(taps).enumerate() {
+            let src = &w[((g * kg + kk) * cg + cl) * taps..][..taps];
+            d.iter_mut().zip(src.iter().rev()).for_each(|(d, s)| *d = *s);
+        }
+    }
+    let q = Conv2dParams { in_channels: k, out_channels: p.in_channels, stride: [1, 1], padding, strict: false, ..*p };
+    Ok(Some(Conv2dPlan::new(&q, &flipped, bias, Activation::None)?))
+}
+
 /// Gradient of [`conv2d`](crate::reference::conv2d) with respect to its
 /// input: `dy` has the forward output's shape for an input of `x_shape`, the
 /// result has `x_shape`. For repeated calls with the same weights build a
@@ -244,7 +316,7 @@ pub fn conv2d_backward_data(
     check_len("output gradient", dy.len(), &dy_shape)?;
     let plan = Conv2dBackwardDataPlan::new(p, w)?;
     let mut dx = vec![0.0; x_shape.iter().product()];
-    plan.run_unchecked(dy, dy_shape, [x_shape[2], x_shape[3]], &mut dx, None);
+    plan.run_unchecked(dy, dy_shape, [x_shape[2], x_shape[3]], &mut dx);
     Ok(dx)
 }
 
