@@ -21,6 +21,7 @@ pub mod peak;
 pub mod peers;
 pub mod pool;
 pub mod view;
+pub mod wgrad;
 
 pub use isa::Isa;
 pub use view::{MatMut, MatRef, ViewError};
