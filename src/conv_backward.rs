@@ -490,23 +490,25 @@ fn weights_from_bands(
             };
             let mut buf = vec![0.0; if pointwise { 0 } else { band.len() }];
             let mut packed = vec![0.0; kernel.packed_len(kg, chunk)];
+            let mut steps = Vec::with_capacity(chunk);
             let mut ct = vec![0.0; m * kg];
             let mut first = true;
             for img in 0..n {
                 let xs = &x[(img * c + g * cg + c0) * plane..][..chans * plane];
                 let dys = &dy[(img * k + g * kg) * pixels..][..kg * pixels];
                 for oy0 in (0..oh).step_by(rows) {
-                    let grid = (rows.min(oh - oy0) - 1) * grid_w + ow;
+                    let band_pixels = rows.min(oh - oy0) * ow;
                     let src = if pointwise {
                         &xs[oy0 * ow..]
                     } else {
                         band.fill(xs, oy0, &mut buf);
                         &buf
                     };
-                    for q0 in (0..grid).step_by(chunk) {
-                        let len = chunk.min(grid - q0);
-                        kernel.pack_dy(dys, kg, pixels, [oy0 * ow, ow, grid_w], q0, len, &mut packed);
-                        kernel.accumulate(src, &offsets, q0, len, &packed, kg, &mut ct, !first);
+                    for p0 in (0..band_pixels).step_by(chunk) {
+                        let len = chunk.min(band_pixels - p0);
+                        kernel.pack_dy(dys, kg, pixels, oy0 * ow + p0, len, &mut packed);
+                        WgradKernel::grid_steps(ow, grid_w, p0, len, &mut steps);
+                        kernel.accumulate(src, &offsets, &steps, &packed, kg, &mut ct, !first);
                         first = false;
                     }
                 }

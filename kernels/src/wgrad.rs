@@ -4,8 +4,9 @@
 //! panels, so nothing of the size of the im2col matrix is built.
 //!
 //! On the band's grid (see [`crate::implicit`]) im2col row `j` is the run
-//! of floats at `band + taps[j]`, grid pixel `q` at `taps[j] + q`, and the
-//! grid's extra columns meet zeros in the packed dY. The GEMM's rows are
+//! of floats at `band + taps[j]`, grid pixel `q` at `taps[j] + q`; the
+//! reduction steps through the grid pixels of real output pixels only
+//! (a table of offsets), so the grid's extra columns cost nothing here. The GEMM's rows are
 //! the taps (A, one broadcast per row and step, read where they lie), its
 //! columns the output channels (B, the packed dY, NR contiguous floats per
 //! pixel) and its reduction the grid pixels: the forward microkernel's
@@ -16,19 +17,20 @@
 use crate::gemm::simd::Simd;
 use crate::isa::Isa;
 
-/// `C[m x n] (+)= A * B` over `kc` steps: A's row `i < m` is the `kc`
-/// contiguous floats at `a + rows[i]`, B a packed `kc x NR` panel (step p
+/// `C[m x n] (+)= A * B` over `kc` steps: A's element `(i, p)` (row `i <
+/// m`) is at `a + rows[i] + steps[p]`, B a packed `kc x NR` panel (step p
 /// at `b + p*NR`), C row-major with row stride `rs_c`; with `load_c` the
 /// product is added to C, otherwise it replaces it.
 ///
 /// # Safety
-/// `1 <= m <= MR`, `n <= NR`; `rows` holds `m` entries and the `kc` floats
-/// at `a + rows[i]` are readable for each; `b` points to `kc * NR` readable
-/// floats; C's `m x n` block is writable (and readable with `load_c`).
+/// `1 <= m <= MR`, `n <= NR`; `rows` holds `m` entries, `steps` `kc`, and
+/// every A element is readable; `b` points to `kc * NR` readable floats;
+/// C's `m x n` block is writable (and readable with `load_c`).
 pub type WgradKernelFn = unsafe fn(
     kc: usize,
     a: *const f32,
     rows: *const u32,
+    steps: *const u32,
     b: *const f32,
     c: *mut f32,
     rs_c: usize,
@@ -49,6 +51,7 @@ unsafe fn body<S: Simd, const MR: usize, const NV: usize, const NR: usize>(
     kc: usize,
     a: *const f32,
     rows: *const u32,
+    steps: *const u32,
     b: *const f32,
     c: *mut f32,
     rs_c: usize,
@@ -65,13 +68,13 @@ unsafe fn body<S: Simd, const MR: usize, const NV: usize, const NR: usize>(
         let mut acc = [[S::zero(); NV]; MR];
         for p in 0..kc {
             // Step p: NR floats of the B panel, element p of each A row.
-            let bp = b.add(p * NR);
+            let (bp, at) = (b.add(p * NR), *steps.add(p) as usize);
             let mut bv = [S::zero(); NV];
             for (v, x) in bv.iter_mut().enumerate() {
                 *x = S::load(bp.add(v * S::LANES));
             }
             for (row, &arow) in acc.iter_mut().zip(&ap) {
-                let ai = S::splat(*arow.add(p));
+                let ai = S::splat(*arow.add(at));
                 for (x, &bj) in row.iter_mut().zip(&bv) {
                     *x = S::fmadd(ai, bj, *x);
                 }
@@ -166,6 +169,7 @@ macro_rules! wgrad_shell {
             kc: usize,
             a: *const f32,
             rows: *const u32,
+            steps: *const u32,
             b: *const f32,
             c: *mut f32,
             rs_c: usize,
@@ -175,7 +179,7 @@ macro_rules! wgrad_shell {
         ) {
             // SAFETY: forwarded from the caller, who runs this only on a CPU
             // with these features (the registry's ISA check).
-            unsafe { body::<$simd, $mr, $nv, $nr>(kc, a, rows, b, c, rs_c, m, n, load_c) }
+            unsafe { body::<$simd, $mr, $nv, $nr>(kc, a, rows, steps, b, c, rs_c, m, n, load_c) }
         }
     };
 }
@@ -205,6 +209,7 @@ unsafe fn wgrad_4x8_scalar(
     kc: usize,
     a: *const f32,
     rows: *const u32,
+    steps: *const u32,
     b: *const f32,
     c: *mut f32,
     rs_c: usize,
@@ -213,7 +218,7 @@ unsafe fn wgrad_4x8_scalar(
     load_c: bool,
 ) {
     // SAFETY: forwarded from the caller; Scalar runs on every CPU.
-    unsafe { body::<Scalar, 4, 8, 8>(kc, a, rows, b, c, rs_c, m, n, load_c) }
+    unsafe { body::<Scalar, 4, 8, 8>(kc, a, rows, steps, b, c, rs_c, m, n, load_c) }
 }
 
 /// A weight-gradient microkernel and its tile.
@@ -268,7 +273,7 @@ impl WgradKernel {
     /// Grid pixels per packed chunk of dY: a `chunk x NR` panel is 32 KiB,
     /// so it stays in L1 while every tap block streams past it.
     pub fn chunk(&self) -> usize {
-        (8192 / self.nr).clamp(64, 512)
+        std::env::var("WGC").ok().and_then(|v| v.parse().ok()).unwrap_or(8192 / self.nr)
     }
 
     /// Floats of a packed chunk of `k` output channels by `len` pixels.
@@ -276,92 +281,78 @@ impl WgradKernel {
         k.next_multiple_of(self.nr) * len
     }
 
-    /// Packs grid pixels `q0..q0 + len` of `k` output-gradient planes into
-    /// `dst` as NR-wide panels (pixel-major within a panel), zeros in the
-    /// grid's extra columns and past `k`. Grid pixel `q` is output pixel
-    /// `p0 + (q / grid_w) * ow + q % grid_w` of each plane when `q % grid_w
-    /// < ow`; planes are `plane` floats apart in `dy`.
+    /// Packs pixels `p0..p0 + len` of `k` output-gradient planes (`plane`
+    /// floats apart in `dy`) into `dst` as NR-wide panels, pixel-major
+    /// within a panel, zeros past `k`.
     ///
     /// # Panics
-    /// If a pixel lies outside its plane or `dst` is shorter than
+    /// If the pixels pass a plane or `dst` is shorter than
     /// [`packed_len`](Self::packed_len).
-    #[allow(clippy::too_many_arguments)]
-    pub fn pack_dy(
-        &self,
-        dy: &[f32],
-        k: usize,
-        plane: usize,
-        [p0, ow, grid_w]: [usize; 3],
-        q0: usize,
-        len: usize,
-        dst: &mut [f32],
-    ) {
-        assert!(ow >= 1 && grid_w >= ow && len >= 1, "grid layout");
-        let dst = &mut dst[..self.packed_len(k, len)];
-        dst.fill(0.0);
+    pub fn pack_dy(&self, dy: &[f32], k: usize, plane: usize, p0: usize, len: usize, dst: &mut [f32]) {
+        assert!(p0 + len <= plane && dy.len() >= k * plane, "pixels outside dY");
         let nr = self.nr;
-        for kk in 0..k {
-            let src = &dy[kk * plane..(kk + 1) * plane];
-            let panel = &mut dst[(kk / nr) * len * nr + kk % nr..];
-            let mut q = q0;
-            while q < q0 + len {
-                let (oy, ox) = (q / grid_w, q % grid_w);
-                let run = (grid_w - ox).min(q0 + len - q);
-                if ox < ow {
-                    let keep = run.min(ow - ox);
-                    let at = p0 + oy * ow + ox;
-                    for (i, &v) in src[at..at + keep].iter().enumerate() {
-                        panel[(q - q0 + i) * nr] = v;
+        let dst = &mut dst[..self.packed_len(k, len)];
+        for (pi, panel) in dst.chunks_exact_mut(len * nr).enumerate() {
+            let k0 = pi * nr;
+            let kn = nr.min(k - k0);
+            // A few pixels at a time: their lines of each plane stay in L1
+            // while the panel is written in order.
+            for q0 in (0..len).step_by(16) {
+                let qn = 16.min(len - q0);
+                for (q, out) in panel[q0 * nr..(q0 + qn) * nr].chunks_exact_mut(nr).enumerate() {
+                    let at = p0 + q0 + q;
+                    for (kk, o) in out[..kn].iter_mut().enumerate() {
+                        *o = dy[(k0 + kk) * plane + at];
                     }
+                    out[kn..].fill(0.0);
                 }
-                q += run;
             }
         }
     }
 
-    /// `ct (+)= A * packed` for `m = taps.len()` rows of A (row j: the `len`
-    /// floats at `src[taps[j] + q0..]`) and `k` columns: `ct` is `m x k`
-    /// row-major; with `load_c` the product is added, otherwise stored.
+    /// `ct (+)= A * packed` for `m = taps.len()` rows of A (element `(j,
+    /// p)` at `src[taps[j] + steps[p]]`), `kc = steps.len()` steps and `k`
+    /// columns: `ct` is `m x k` row-major; with `load_c` the product is
+    /// added, otherwise stored.
     ///
     /// # Panics
-    /// If a row reads past `src`, `packed` is shorter than
+    /// If an element lies past `src`, `packed` is shorter than
     /// [`packed_len`](Self::packed_len) or `ct` than `m * k`.
-    #[allow(clippy::too_many_arguments)]
     pub fn accumulate(
         &self,
         src: &[f32],
         taps: &[u32],
-        q0: usize,
-        len: usize,
+        steps: &[u32],
         packed: &[f32],
         k: usize,
         ct: &mut [f32],
         load_c: bool,
     ) {
-        let (m, mr, nr) = (taps.len(), self.mr, self.nr);
-        if m == 0 || k == 0 || len == 0 {
+        let (m, kc, mr, nr) = (taps.len(), steps.len(), self.mr, self.nr);
+        if m == 0 || k == 0 || kc == 0 {
             return;
         }
-        let reach = taps.iter().max().map_or(0, |&t| t as usize) + q0 + len;
-        assert!(reach <= src.len(), "a tap reads past the source");
-        assert!(packed.len() >= self.packed_len(k, len), "packed dY too short");
+        let reach = taps.iter().max().map_or(0, |&t| t as usize) + steps.iter().max().map_or(0, |&t| t as usize);
+        assert!(reach < src.len(), "a tap reads past the source");
+        assert!(packed.len() >= self.packed_len(k, kc), "packed dY too short");
         assert!(ct.len() >= m * k, "C too short");
         assert!(self.isa.supported(), "{} needs a CPU with {}", self.name, self.isa);
         for (pi, k0) in (0..k).step_by(nr).enumerate() {
             let n = nr.min(k - k0);
-            let panel = &packed[pi * len * nr..(pi + 1) * len * nr];
+            let panel = &packed[pi * kc * nr..(pi + 1) * kc * nr];
             for j0 in (0..m).step_by(mr) {
                 let mm = mr.min(m - j0);
-                // SAFETY: the kernel's ISA is supported (asserted); rows j0..j0+mm
-                // of `taps` exist and each row's `len` floats from
-                // taps[j] + q0 lie below `reach <= src.len()`; the panel
-                // holds len * NR floats; C's block is rows j0..j0+mm <= m,
-                // columns k0..k0+n <= k of the m x k `ct`.
+                // SAFETY: the kernel's ISA is supported (asserted); rows
+                // j0..j0+mm of `taps` and all kc `steps` exist, and every
+                // element taps[j] + steps[p] <= reach < src.len(); the
+                // panel holds kc * NR floats; C's block is rows
+                // j0..j0+mm <= m, columns k0..k0+n <= k of the m x k `ct`.
                 unsafe {
                     (self.func)(
-                        len,
-                        src[q0..].as_ptr(),
+                        kc,
+                        src.as_ptr(),
                         taps[j0..].as_ptr(),
+                        steps.as_ptr(),
                         panel.as_ptr(),
                         ct[j0 * k + k0..].as_mut_ptr(),
                         k,
@@ -372,6 +363,15 @@ impl WgradKernel {
                 };
             }
         }
+    }
+
+    /// The grid offsets of band pixels `p0..p0 + len` (row-major over
+    /// output rows of width `ow`) on a grid of width `grid_w`, for
+    /// [`accumulate`](Self::accumulate)'s `steps`: the grid's extra
+    /// columns are skipped, not computed.
+    pub fn grid_steps(ow: usize, grid_w: usize, p0: usize, len: usize, steps: &mut Vec<u32>) {
+        steps.clear();
+        steps.extend((p0..p0 + len).map(|p| ((p / ow) * grid_w + p % ow) as u32));
     }
 }
 
@@ -393,20 +393,22 @@ mod tests {
             for m in [1, mr - 1, mr, mr + 1, 2 * mr + 3] {
                 for k in [1, nr - 1, nr, nr + 1, 2 * nr + 5] {
                     for len in [1, 7, 33] {
-                        // Rows of A at scattered offsets of a source, read from q0 = 3.
-                        let q0 = 3;
+                        // Rows of A at scattered offsets of a source, steps
+                        // skipping around, pixels 2.. of dY planes of len + 5.
                         let taps: Vec<u32> = (0..m).map(|j| ((j * 11) % 17 + j) as u32).collect();
-                        let src = ints(*taps.iter().max().unwrap() as usize + q0 + len, 1);
-                        let dy = ints(k * len, 2);
+                        let steps: Vec<u32> = (0..len).map(|p| (3 + p + p / 4) as u32).collect();
+                        let src = ints((taps.iter().max().unwrap() + steps.iter().max().unwrap()) as usize + 1, 1);
+                        let (plane, p0) = (len + 5, 2);
+                        let dy = ints(k * plane, 2);
                         let mut packed = vec![f32::NAN; kernel.packed_len(k, len)];
-                        kernel.pack_dy(&dy, k, len, [0, len, len], 0, len, &mut packed);
+                        kernel.pack_dy(&dy, k, plane, p0, len, &mut packed);
                         let want = |j: usize, kk: usize| -> f32 {
-                            (0..len).map(|q| src[taps[j] as usize + q0 + q] * dy[kk * len + q]).sum()
+                            (0..len).map(|p| src[(taps[j] + steps[p]) as usize] * dy[kk * plane + p0 + p]).sum()
                         };
                         for load_c in [false, true] {
                             let mut ct = ints(m * k + 1, 3);
                             let before = ct.clone();
-                            kernel.accumulate(&src, &taps, q0, len, &packed, k, &mut ct, load_c);
+                            kernel.accumulate(&src, &taps, &steps, &packed, k, &mut ct, load_c);
                             for j in 0..m {
                                 for kk in 0..k {
                                     let base = if load_c { before[j * k + kk] } else { 0.0 };
@@ -474,16 +476,17 @@ mod tests {
                     band.taps(&mut taps);
                     let mut buf = vec![f32::NAN; band.len()];
                     let mut ct = vec![f32::NAN; m * k];
-                    let mut first = true;
+                    let (mut first, mut steps) = (true, Vec::new());
                     for oy0 in (0..oh).step_by(rows) {
-                        let grid = (rows.min(oh - oy0) - 1) * grid_w + ow;
+                        let pixels = rows.min(oh - oy0) * ow;
                         band.fill(&x, oy0, &mut buf);
                         // A short chunk makes several per band.
-                        for q0 in (0..grid).step_by(5) {
-                            let len = 5.min(grid - q0);
+                        for p0 in (0..pixels).step_by(5) {
+                            let len = 5.min(pixels - p0);
                             let mut packed = vec![f32::NAN; kernel.packed_len(k, len)];
-                            kernel.pack_dy(&dy, k, oh * ow, [oy0 * ow, ow, grid_w], q0, len, &mut packed);
-                            kernel.accumulate(&buf, &taps, q0, len, &packed, k, &mut ct, !first);
+                            kernel.pack_dy(&dy, k, oh * ow, oy0 * ow + p0, len, &mut packed);
+                            WgradKernel::grid_steps(ow, grid_w, p0, len, &mut steps);
+                            kernel.accumulate(&buf, &taps, &steps, &packed, k, &mut ct, !first);
                             first = false;
                         }
                     }
