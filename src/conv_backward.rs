@@ -428,17 +428,34 @@ const WGRAD_BAND: usize = 1 << 16;
 /// (r50_3x3_512, 7x7, one thread): bands 3.0 ms, im2col^T GEMM 1.36 ms.
 const WGRAD_MIN_PIXELS: usize = 256;
 
+/// One weight-gradient task: a block of input channels of one group, its
+/// band and its share of `dW^T`, carried from image to image.
+struct WgradTask {
+    group: usize,
+    /// First channel of the block within its group.
+    c0: usize,
+    band: Band,
+    /// Where each of the block's im2col rows starts in the band.
+    offsets: Vec<u32>,
+    buf: Vec<f32>,
+    steps: Vec<u32>,
+    /// `dW^T` of the block: its `chans * FH * FW` taps x `K/groups`.
+    ct: Vec<f32>,
+}
+
 /// The weight gradient read in place from bands of padded input rows (see
 /// [`receptive_kernels::wgrad`]), for `geom` (`c` the channels per group);
-/// `None` where no band is addressable, or where the images are so small
+/// `None` where no band is addressable, where the images are so small
 /// (under [`WGRAD_MIN_PIXELS`]) that the GEMM over im2col^T, whose
 /// reduction runs over the whole batch, does better than sweeping the
-/// gradient once per image.
+/// gradient once per image, or where a group's output channels would fill
+/// too little of the kernel's NR columns.
 ///
+/// Per image, dY is packed transposed once (shared by all tasks), then
+/// every task adds the image's share to its block of `dW^T`, band by band.
 /// Tasks are (group, channel block), with enough blocks for two per thread;
-/// each runs every image and band of rows in order and writes its own
-/// channels' gradient, so the result depends only on the block split, which
-/// the thread count fixes.
+/// each writes its own channels' gradient, summing in an order that the
+/// block split alone fixes, and the thread count fixes the split.
 fn weights_from_bands(
     x: &[f32],
     x_shape: [usize; 4],
@@ -452,7 +469,8 @@ fn weights_from_bands(
     let (groups, kg, taps) = (p.groups, k / p.groups, fh * fw);
     let (oh, ow, plane) = (geom.oh, geom.ow, h * w);
     let pixels = oh * ow;
-    if pixels < WGRAD_MIN_PIXELS {
+    // Output channels fill the kernel's NR-wide panels (at least 80%).
+    if pixels < WGRAD_MIN_PIXELS || kg * 5 < kg.next_multiple_of(kernel.nr) * 4 {
         return None;
     }
     let threads = rayon::current_num_threads();
@@ -460,9 +478,10 @@ fn weights_from_bands(
     let cb = cg.div_ceil(blocks);
     let blocks = cg.div_ceil(cb);
     let block_geom = |chans| Geometry { c: chans, ..geom };
+    // 1x1 unit-stride unpadded: the input planes are the band.
+    let pointwise = taps == 1 && p.stride == [1, 1] && p.padding == Padding::uniform(0);
     // The tallest band within the budget (one row at least).
     Band::new(block_geom(cb), 1, 1)?;
-    let pointwise = taps == 1 && p.stride == [1, 1] && p.padding == Padding::uniform(0);
     let rows = if pointwise {
         oh
     } else {
@@ -473,14 +492,13 @@ fn weights_from_bands(
     };
     let grid_w = Band::grid_width(&geom);
     let chunk = kernel.chunk();
-    let parts: Vec<Vec<f32>> = (0..groups * blocks)
-        .into_par_iter()
+    let nr = kernel.nr;
+    let mut tasks: Vec<WgradTask> = (0..groups * blocks)
         .map(|t| {
-            let (g, c0) = (t / blocks, (t % blocks) * cb);
+            let (group, c0) = (t / blocks, (t % blocks) * cb);
             let chans = cb.min(cg - c0);
             let band = Band::new(block_geom(chans), rows, 1).expect("no larger than the band checked above");
             let m = chans * taps;
-            // 1x1 unit-stride unpadded: the input planes are the band.
             let offsets: Vec<u32> = if pointwise {
                 (0..m).map(|j| (j * plane) as u32).collect()
             } else {
@@ -488,34 +506,48 @@ fn weights_from_bands(
                 band.taps(&mut offsets);
                 offsets
             };
-            let mut buf = vec![0.0; if pointwise { 0 } else { band.len() }];
-            let mut packed = vec![0.0; kernel.packed_len(kg, chunk)];
-            let mut steps = Vec::with_capacity(chunk);
-            let mut ct = vec![0.0; m * kg];
-            let mut first = true;
-            for img in 0..n {
-                let xs = &x[(img * c + g * cg + c0) * plane..][..chans * plane];
-                let dys = &dy[(img * k + g * kg) * pixels..][..kg * pixels];
-                for oy0 in (0..oh).step_by(rows) {
-                    let band_pixels = rows.min(oh - oy0) * ow;
-                    let src = if pointwise {
-                        &xs[oy0 * ow..]
-                    } else {
-                        band.fill(xs, oy0, &mut buf);
-                        &buf
-                    };
-                    for p0 in (0..band_pixels).step_by(chunk) {
-                        let len = chunk.min(band_pixels - p0);
-                        kernel.pack_dy(dys, kg, pixels, oy0 * ow + p0, len, &mut packed);
-                        WgradKernel::grid_steps(ow, grid_w, p0, len, &mut steps);
-                        kernel.accumulate(src, &offsets, &steps, &packed, kg, &mut ct, !first);
-                        first = false;
-                    }
-                }
-            }
-            ct
+            let buf = vec![0.0; if pointwise { 0 } else { band.len() }];
+            WgradTask { group, c0, band, offsets, buf, steps: Vec::with_capacity(chunk), ct: vec![0.0; m * kg] }
         })
         .collect();
+    // dY^T of one image: per group, K/groups rounded up to NR-wide panels
+    // of every pixel.
+    let panel_len = pixels * nr;
+    let group_len = kg.div_ceil(nr) * panel_len;
+    let mut packed = vec![0.0; groups * group_len];
+    const PACK_TILE: usize = 256;
+    for img in 0..n {
+        let dyi = &dy[img * k * pixels..][..k * pixels];
+        packed.par_chunks_mut(panel_len).enumerate().for_each(|(gp, panel)| {
+            let (g, k0) = (gp / kg.div_ceil(nr), (gp % kg.div_ceil(nr)) * nr);
+            let kn = nr.min(kg - k0);
+            let planes = &dyi[(g * kg + k0) * pixels..][..kn * pixels];
+            panel.par_chunks_mut(PACK_TILE * nr).enumerate().for_each(|(t, dst)| {
+                kernel.pack_panel(planes, kn, pixels, t * PACK_TILE, dst.len() / nr, dst);
+            });
+        });
+        tasks.par_iter_mut().for_each(|t| {
+            let chans = t.offsets.len() / taps;
+            let xs = &x[(img * c + t.group * cg + t.c0) * plane..][..chans * plane];
+            let pg = &packed[t.group * group_len..][..group_len];
+            for oy0 in (0..oh).step_by(rows) {
+                let band_pixels = rows.min(oh - oy0) * ow;
+                let src = if pointwise {
+                    &xs[..]
+                } else {
+                    t.band.fill(xs, oy0, &mut t.buf);
+                    &t.buf
+                };
+                for p0 in (0..band_pixels).step_by(chunk) {
+                    let len = chunk.min(band_pixels - p0);
+                    WgradKernel::grid_steps(ow, grid_w, p0, len, &mut t.steps);
+                    let first = img == 0 && oy0 == 0 && p0 == 0;
+                    let b = &pg[(oy0 * ow + p0) * nr..];
+                    kernel.accumulate(src, &t.offsets, &t.steps, b, panel_len, kg, &mut t.ct, !first);
+                }
+            }
+        });
+    }
     // Each block's dW^T (its taps x K/groups) into dW's rows, in TILE x
     // TILE tiles: the tile's lines of dW^T stay in L1 while each row of
     // dW gets TILE contiguous floats.
@@ -524,12 +556,12 @@ fn weights_from_bands(
     let mut dw = vec![0.0; p.weight_count()];
     dw.par_chunks_mut(kg * cols).enumerate().for_each(|(g, dwg)| {
         dwg.par_chunks_mut(TILE * cols).enumerate().for_each(|(i, rows)| {
-            for (b, ct) in parts[g * blocks..(g + 1) * blocks].iter().enumerate() {
-                let m = ct.len() / kg;
+            for (b, t) in tasks[g * blocks..(g + 1) * blocks].iter().enumerate() {
+                let m = t.ct.len() / kg;
                 for j0 in (0..m).step_by(TILE) {
                     let jn = TILE.min(m - j0);
                     for (kk, row) in rows.chunks_exact_mut(cols).enumerate() {
-                        let src = ct[j0 * kg + i * TILE + kk..].iter().step_by(kg);
+                        let src = t.ct[j0 * kg + i * TILE + kk..].iter().step_by(kg);
                         row[b * cb * taps + j0..][..jn].iter_mut().zip(src).for_each(|(d, v)| *d = *v);
                     }
                 }

@@ -273,57 +273,48 @@ impl WgradKernel {
     /// Grid pixels per packed chunk of dY: a `chunk x NR` panel is 32 KiB,
     /// so it stays in L1 while every tap block streams past it.
     pub fn chunk(&self) -> usize {
-        std::env::var("WGC").ok().and_then(|v| v.parse().ok()).unwrap_or(8192 / self.nr)
+        (8192 / self.nr).clamp(64, 512)
     }
 
-    /// Floats of a packed chunk of `k` output channels by `len` pixels.
-    pub fn packed_len(&self, k: usize, len: usize) -> usize {
-        k.next_multiple_of(self.nr) * len
-    }
-
-    /// Packs pixels `p0..p0 + len` of `k` output-gradient planes (`plane`
-    /// floats apart in `dy`) into `dst` as NR-wide panels, pixel-major
-    /// within a panel, zeros past `k`.
+    /// Packs pixels `p0..p0 + len` of the `kn <= NR` output-gradient planes
+    /// of `dy` (`plane` floats apart) into `dst`, one NR-wide panel, pixel
+    /// by pixel (`len x NR`), zeros past `kn`.
     ///
     /// # Panics
-    /// If the pixels pass a plane or `dst` is shorter than
-    /// [`packed_len`](Self::packed_len).
-    pub fn pack_dy(&self, dy: &[f32], k: usize, plane: usize, p0: usize, len: usize, dst: &mut [f32]) {
-        assert!(p0 + len <= plane && dy.len() >= k * plane, "pixels outside dY");
+    /// If `kn > NR`, the pixels pass a plane or `dst` is shorter than `len * NR`.
+    pub fn pack_panel(&self, dy: &[f32], kn: usize, plane: usize, p0: usize, len: usize, dst: &mut [f32]) {
         let nr = self.nr;
-        let dst = &mut dst[..self.packed_len(k, len)];
-        for (pi, panel) in dst.chunks_exact_mut(len * nr).enumerate() {
-            let k0 = pi * nr;
-            let kn = nr.min(k - k0);
-            // A few pixels at a time: their lines of each plane stay in L1
-            // while the panel is written in order.
-            for q0 in (0..len).step_by(16) {
-                let qn = 16.min(len - q0);
-                for (q, out) in panel[q0 * nr..(q0 + qn) * nr].chunks_exact_mut(nr).enumerate() {
-                    let at = p0 + q0 + q;
-                    for (kk, o) in out[..kn].iter_mut().enumerate() {
-                        *o = dy[(k0 + kk) * plane + at];
-                    }
-                    out[kn..].fill(0.0);
+        assert!(kn <= nr && p0 + len <= plane && dy.len() >= kn * plane, "pixels outside dY");
+        // A few pixels at a time: their lines of each plane stay in L1
+        // while the panel is written in order.
+        for q0 in (0..len).step_by(16) {
+            let qn = 16.min(len - q0);
+            for (q, out) in dst[q0 * nr..(q0 + qn) * nr].chunks_exact_mut(nr).enumerate() {
+                let at = p0 + q0 + q;
+                for (kk, o) in out[..kn].iter_mut().enumerate() {
+                    *o = dy[kk * plane + at];
                 }
+                out[kn..].fill(0.0);
             }
         }
     }
 
-    /// `ct (+)= A * packed` for `m = taps.len()` rows of A (element `(j,
-    /// p)` at `src[taps[j] + steps[p]]`), `kc = steps.len()` steps and `k`
-    /// columns: `ct` is `m x k` row-major; with `load_c` the product is
-    /// added, otherwise stored.
+    /// `ct (+)= A * B` for `m = taps.len()` rows of A (element `(j, p)` at
+    /// `src[taps[j] + steps[p]]`), `kc = steps.len()` steps and `k` columns:
+    /// B's NR-wide panels ([`pack_panel`](Self::pack_panel)) start
+    /// `panel_stride` floats apart in `packed`; `ct` is `m x k` row-major;
+    /// with `load_c` the product is added, otherwise stored.
     ///
     /// # Panics
-    /// If an element lies past `src`, `packed` is shorter than
-    /// [`packed_len`](Self::packed_len) or `ct` than `m * k`.
+    /// If an element lies past `src`, a panel past `packed` or `ct` is
+    /// shorter than `m * k`.
     pub fn accumulate(
         &self,
         src: &[f32],
         taps: &[u32],
         steps: &[u32],
         packed: &[f32],
+        panel_stride: usize,
         k: usize,
         ct: &mut [f32],
         load_c: bool,
@@ -334,12 +325,16 @@ impl WgradKernel {
         }
         let reach = taps.iter().max().map_or(0, |&t| t as usize) + steps.iter().max().map_or(0, |&t| t as usize);
         assert!(reach < src.len(), "a tap reads past the source");
-        assert!(packed.len() >= self.packed_len(k, kc), "packed dY too short");
+        let panels = k.div_ceil(nr);
+        assert!(
+            panel_stride >= kc * nr && packed.len() >= (panels - 1) * panel_stride + kc * nr,
+            "packed dY too short"
+        );
         assert!(ct.len() >= m * k, "C too short");
         assert!(self.isa.supported(), "{} needs a CPU with {}", self.name, self.isa);
         for (pi, k0) in (0..k).step_by(nr).enumerate() {
             let n = nr.min(k - k0);
-            let panel = &packed[pi * kc * nr..(pi + 1) * kc * nr];
+            let panel = &packed[pi * panel_stride..][..kc * nr];
             for j0 in (0..m).step_by(mr) {
                 let mm = mr.min(m - j0);
                 // SAFETY: the kernel's ISA is supported (asserted); rows
@@ -400,15 +395,20 @@ mod tests {
                         let src = ints((taps.iter().max().unwrap() + steps.iter().max().unwrap()) as usize + 1, 1);
                         let (plane, p0) = (len + 5, 2);
                         let dy = ints(k * plane, 2);
-                        let mut packed = vec![f32::NAN; kernel.packed_len(k, len)];
-                        kernel.pack_dy(&dy, k, plane, p0, len, &mut packed);
+                        // Panels len + 2 pixels apart.
+                        let stride = (len + 2) * nr;
+                        let mut packed = vec![f32::NAN; k.div_ceil(nr) * stride];
+                        for (pi, panel) in packed.chunks_exact_mut(stride).enumerate() {
+                            let kn = nr.min(k - pi * nr);
+                            kernel.pack_panel(&dy[pi * nr * plane..], kn, plane, p0, len, panel);
+                        }
                         let want = |j: usize, kk: usize| -> f32 {
                             (0..len).map(|p| src[(taps[j] + steps[p]) as usize] * dy[kk * plane + p0 + p]).sum()
                         };
                         for load_c in [false, true] {
                             let mut ct = ints(m * k + 1, 3);
                             let before = ct.clone();
-                            kernel.accumulate(&src, &taps, &steps, &packed, k, &mut ct, load_c);
+                            kernel.accumulate(&src, &taps, &steps, &packed, stride, k, &mut ct, load_c);
                             for j in 0..m {
                                 for kk in 0..k {
                                     let base = if load_c { before[j * k + kk] } else { 0.0 };
@@ -483,10 +483,14 @@ mod tests {
                         // A short chunk makes several per band.
                         for p0 in (0..pixels).step_by(5) {
                             let len = 5.min(pixels - p0);
-                            let mut packed = vec![f32::NAN; kernel.packed_len(k, len)];
-                            kernel.pack_dy(&dy, k, oh * ow, oy0 * ow + p0, len, &mut packed);
+                            let nr = kernel.nr;
+                            let mut packed = vec![f32::NAN; k.div_ceil(nr) * len * nr];
+                            for (pi, panel) in packed.chunks_exact_mut(len * nr).enumerate() {
+                                let kn = nr.min(k - pi * nr);
+                                kernel.pack_panel(&dy[pi * nr * oh * ow..], kn, oh * ow, oy0 * ow + p0, len, panel);
+                            }
                             WgradKernel::grid_steps(ow, grid_w, p0, len, &mut steps);
-                            kernel.accumulate(&buf, &taps, &steps, &packed, k, &mut ct, !first);
+                            kernel.accumulate(&buf, &taps, &steps, &packed, len * nr, k, &mut ct, !first);
                             first = false;
                         }
                     }
