@@ -43,6 +43,23 @@ fn geometry(p: &Conv2dParams, input: [usize; 2], output: [usize; 2]) -> PatchGeo
 thread_local! {
     /// Per-thread column tile, reused across tasks and calls.
     static COLS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// The weight gradient's buffers (bands, packed dY, partial sums),
+    /// kept by the calling thread between calls: fresh ones of this size
+    /// cost page faults and zeroing every call.
+    static WGRAD_SCRATCH: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer of `len` floats from the calling thread's scratch (contents
+/// unspecified: callers write before they read).
+fn scratch(len: usize) -> Vec<f32> {
+    let mut v = WGRAD_SCRATCH.with(|s| s.borrow_mut().pop()).unwrap_or_default();
+    v.resize(len, 0.0);
+    v
+}
+
+/// Returns buffers to the calling thread's scratch.
+fn unscratch(bufs: impl IntoIterator<Item = Vec<f32>>) {
+    WGRAD_SCRATCH.with(|s| s.borrow_mut().extend(bufs));
 }
 
 /// The input gradient of a convolution with its transposed weights packed
@@ -421,8 +438,10 @@ pub fn conv2d_backward_weights(x: &[f32], x_shape: [usize; 4], dy: &[f32], p: &C
     Ok(partial)
 }
 
-/// Floats of one weight-gradient task's band of padded input rows (256 KiB).
-const WGRAD_BAND: usize = 1 << 16;
+/// Floats of one weight-gradient task's band of padded input rows (1 MiB,
+/// as the forward pass: the kernel reads a few rows of it at a time, and
+/// taller bands copy fewer halo rows).
+const WGRAD_BAND: usize = 256 << 10;
 
 /// Fewest output pixels per image for the band path. Measured on Zen 5
 /// (r50_3x3_512, 7x7, one thread): bands 3.0 ms, im2col^T GEMM 1.36 ms.
@@ -506,15 +525,15 @@ fn weights_from_bands(
                 band.taps(&mut offsets);
                 offsets
             };
-            let buf = vec![0.0; if pointwise { 0 } else { band.len() }];
-            WgradTask { group, c0, band, offsets, buf, steps: Vec::with_capacity(chunk), ct: vec![0.0; m * kg] }
+            let buf = scratch(if pointwise { 0 } else { band.len() });
+            WgradTask { group, c0, band, offsets, buf, steps: Vec::with_capacity(chunk), ct: scratch(m * kg) }
         })
         .collect();
     // dY^T of one image: per group, K/groups rounded up to NR-wide panels
     // of every pixel.
     let panel_len = pixels * nr;
     let group_len = kg.div_ceil(nr) * panel_len;
-    let mut packed = vec![0.0; groups * group_len];
+    let mut packed = scratch(groups * group_len);
     const PACK_TILE: usize = 256;
     for img in 0..n {
         let dyi = &dy[img * k * pixels..][..k * pixels];
@@ -568,6 +587,11 @@ fn weights_from_bands(
             }
         });
     });
+    // In the reverse of the order taken, so the next call of the same
+    // shape gets each buffer back at its size.
+    let mut bufs: Vec<Vec<f32>> = tasks.into_iter().flat_map(|t| [t.buf, t.ct]).chain([packed]).collect();
+    bufs.reverse();
+    unscratch(bufs);
     Some(dw)
 }
 
