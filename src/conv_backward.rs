@@ -552,7 +552,7 @@ fn weights_from_bands(
             for oy0 in (0..oh).step_by(rows) {
                 let band_pixels = rows.min(oh - oy0) * ow;
                 let src = if pointwise {
-                    &xs[..]
+                    xs
                 } else {
                     t.band.fill(xs, oy0, &mut t.buf);
                     &t.buf

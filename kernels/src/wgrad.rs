@@ -331,6 +331,7 @@ impl WgradKernel {
         assert!(kn <= nr && p0 + len <= plane && dy.len() >= kn * plane, "pixels outside dY");
         assert!(dst.len() >= len * nr, "panel too short");
         // Whole 16 x 16 blocks by vector transposes, where the ISA has them.
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut done = 0;
         #[cfg(target_arch = "x86_64")]
         if self.isa == Isa::Avx512 && kn == nr {
