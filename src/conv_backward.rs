@@ -398,28 +398,44 @@ pub fn conv2d_backward_weights(x: &[f32], x_shape: [usize; 4], dy: &[f32], p: &C
         return Ok(dw);
     }
     let group_len = kg * cols;
-    // Enough independent groups keep every thread busy; otherwise split the
-    // reduction over (image, pixel) into one part per thread.
+    // Enough independent groups keep every thread busy. Otherwise split
+    // each group's input channels (dW's columns, and the im2col^T panels
+    // each task gathers) into blocks where there are more filters than
+    // reduction steps (small images: partial sums of the whole gradient
+    // would cost more than the products), else the reduction over (image,
+    // pixel) into one part per thread.
     let threads = rayon::current_num_threads();
     let total = n * pixels;
-    let parts = if groups >= 2 * threads { 1 } else { threads.min(total) };
+    let split_chans = groups < 2 * threads && kg > total;
+    let parts = if groups >= 2 * threads || split_chans { 1 } else { threads.min(total) };
+    let block = if split_chans { cg.div_ceil((2 * threads).div_ceil(groups)) } else { cg };
+    let taps = fh * fw;
     let mut partial = vec![0.0f32; parts * groups * group_len];
     partial.par_chunks_mut(group_len).enumerate().for_each(|(i, dwg)| {
         let (part, g) = (i / groups, i % groups);
         let (start, end) = (part * total / parts, (part + 1) * total / parts);
-        let mut beta = 0.0;
-        let mut r = start;
-        while r < end {
-            let (img, p0) = (r / pixels, r % pixels);
-            let len = (pixels - p0).min(end - r);
-            let a =
-                MatRef::new(&dy[(img * k + g * kg) * pixels + p0..], kg, len, pixels, 1).expect("dY tile inside dY");
-            let b = Im2colT::new(&x[(img * c + g * cg) * plane..], geom, cg, p0, len);
-            let dst = MatMut::new(dwg, kg, cols, cols, 1).expect("dW_g is K/g x cols");
-            gemm.run(1.0, ASource::Strided(a), &b, beta, dst, &Epilogue::default());
-            beta = 1.0;
-            r += len;
+        let mut blocks = Vec::with_capacity(cg.div_ceil(block));
+        let mut rest = MatMut::new(dwg, kg, cols, cols, 1).expect("dW_g is K/g x cols");
+        for c0 in (0..cg).step_by(block) {
+            let chans = block.min(cg - c0);
+            let (left, right) = rest.split_at_col(chans * taps);
+            blocks.push((c0, chans, left));
+            rest = right;
         }
+        blocks.into_par_iter().for_each(|(c0, chans, mut dst)| {
+            let mut beta = 0.0;
+            let mut r = start;
+            while r < end {
+                let (img, p0) = (r / pixels, r % pixels);
+                let len = (pixels - p0).min(end - r);
+                let a = MatRef::new(&dy[(img * k + g * kg) * pixels + p0..], kg, len, pixels, 1)
+                    .expect("dY tile inside dY");
+                let b = Im2colT::new(&x[(img * c + g * cg + c0) * plane..], geom, chans, p0, len);
+                gemm.run(1.0, ASource::Strided(a), &b, beta, dst.rb_mut(), &Epilogue::default());
+                beta = 1.0;
+                r += len;
+            }
+        });
     });
     if parts == 1 {
         return Ok(partial);
