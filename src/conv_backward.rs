@@ -368,19 +368,6 @@ pub fn conv2d_backward_weights(x: &[f32], x_shape: [usize; 4], dy: &[f32], p: &C
     let (groups, kg, cols) = (p.groups, k / p.groups, cg * fh * fw);
     let (plane, pixels) = (h * w, oh * ow);
     let geom = geometry(p, [h, w], [oh, ow]);
-    if cg == 1 {
-        // One input channel per group: each filter's taps are independent
-        // dot products, summed over the images in order.
-        let mut dw = vec![0.0f32; p.weight_count()];
-        dw.par_chunks_mut(cols).enumerate().for_each(|(f, dwf)| {
-            let g = f / kg;
-            for img in 0..n {
-                let xp = &x[(img * c + g) * plane..][..plane];
-                correlate_plane_add(&geom, xp, &dy[(img * k + f) * pixels..][..pixels], dwf);
-            }
-        });
-        return Ok(dw);
-    }
     let bands = Geometry {
         c: cg,
         h,
@@ -394,6 +381,22 @@ pub fn conv2d_backward_weights(x: &[f32], x_shape: [usize; 4], dy: &[f32], p: &C
         oh,
         ow,
     };
+    if cg == 1 {
+        if let Some(dw) = depthwise_weights(x, x_shape, dy, p, bands) {
+            return Ok(dw);
+        }
+        // One input channel per group: each filter's taps are independent
+        // dot products, summed over the images in order.
+        let mut dw = vec![0.0f32; p.weight_count()];
+        dw.par_chunks_mut(cols).enumerate().for_each(|(f, dwf)| {
+            let g = f / kg;
+            for img in 0..n {
+                let xp = &x[(img * c + g) * plane..][..plane];
+                correlate_plane_add(&geom, xp, &dy[(img * k + f) * pixels..][..pixels], dwf);
+            }
+        });
+        return Ok(dw);
+    }
     if let Some(dw) = weights_from_bands(x, x_shape, dy, p, bands) {
         return Ok(dw);
     }
@@ -462,6 +465,47 @@ const WGRAD_BAND: usize = 256 << 10;
 /// Fewest output pixels per image for the band path. Measured on Zen 5
 /// (r50_3x3_512, 7x7, one thread): bands 3.0 ms, im2col^T GEMM 1.36 ms.
 const WGRAD_MIN_PIXELS: usize = 256;
+
+/// The weight gradient of a layer with one input channel per group: each
+/// filter's taps are dot products of its dY, laid on the grid of a band
+/// (zeros in the extra columns), with runs of the band
+/// ([`WgradKernel::dot`]), summed over the bands and images in order.
+/// `None` where no band is addressable.
+fn depthwise_weights(x: &[f32], x_shape: [usize; 4], dy: &[f32], p: &Conv2dParams, geom: Geometry) -> Option<Vec<f32>> {
+    let kernel = WgradKernel::for_isa(crate::active_isa());
+    let [n, c, h, w] = x_shape;
+    let [k, _, fh, fw] = p.weight_shape();
+    let (kg, taps, plane) = (k / p.groups, fh * fw, h * w);
+    let (oh, ow) = (geom.oh, geom.ow);
+    let pixels = oh * ow;
+    Band::new(geom, 1, 1)?;
+    let rows =
+        (2..=oh).take_while(|&r| Band::new(geom, r, 1).is_some_and(|b| b.len() <= WGRAD_BAND)).last().unwrap_or(1);
+    let band = Band::new(geom, rows, 1)?;
+    let grid_w = Band::grid_width(&geom);
+    let mut offsets = vec![0u32; taps];
+    band.taps(&mut offsets);
+    let mut dw = vec![0.0f32; p.weight_count()];
+    dw.par_chunks_mut(taps).enumerate().for_each(|(f, dwf)| {
+        let g = f / kg;
+        let (mut buf, mut grid) = (scratch(band.len()), scratch(rows * grid_w));
+        for img in 0..n {
+            let xp = &x[(img * c + g) * plane..][..plane];
+            let dyp = &dy[(img * k + f) * pixels..][..pixels];
+            for oy0 in (0..oh).step_by(rows) {
+                let r = rows.min(oh - oy0);
+                band.fill(xp, oy0, &mut buf);
+                for (i, row) in grid.chunks_exact_mut(grid_w).take(r).enumerate() {
+                    row[..ow].copy_from_slice(&dyp[(oy0 + i) * ow..][..ow]);
+                    row[ow..].fill(0.0);
+                }
+                kernel.dot(&buf, &offsets, &grid[..(r - 1) * grid_w + ow], dwf);
+            }
+        }
+        unscratch([buf, grid]);
+    });
+    Some(dw)
+}
 
 /// One weight-gradient task: a block of input channels of one group, its
 /// band and its share of `dW^T`, carried from image to image.

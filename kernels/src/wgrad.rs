@@ -101,6 +101,91 @@ unsafe fn body<S: Simd, const MR: usize, const NV: usize, const NR: usize>(
     }
 }
 
+/// `out[i] += sum_{p < len} a[rows[i] + p] * b[p]` for `m` rows: the taps
+/// of one filter of a depthwise layer (one input channel per group, so
+/// there is no channel dimension to fill a GEMM tile with), each a dot
+/// product over the grid pixels of one band.
+///
+/// # Safety
+/// `1 <= m <= 9`; `rows` holds `m` entries; the `len` floats at `b` and at
+/// each `a + rows[i]` are readable; `out` holds `m` writable floats.
+pub type DotKernelFn = unsafe fn(len: usize, a: *const f32, rows: *const u32, m: usize, b: *const f32, out: *mut f32);
+
+/// The dot-product body for `MR` rows: one vector accumulator per row
+/// (`MR` independent chains), `b` loaded once per step for all rows, each
+/// row's lanes summed in order at the end.
+///
+/// # Safety
+/// The contract of [`DotKernelFn`] with `m <= MR`, on a CPU that supports `S`.
+#[inline(always)]
+unsafe fn dot_rows<S: Simd, const MR: usize>(
+    len: usize,
+    a: *const f32,
+    rows: *const u32,
+    m: usize,
+    b: *const f32,
+    out: *mut f32,
+) {
+    debug_assert!((1..=MR).contains(&m) && S::LANES <= 16);
+    // SAFETY (whole body): the caller guarantees the CPU has S's features;
+    // each pointer access is justified where it happens.
+    unsafe {
+        // Rows past m repeat the last one: read, never stored.
+        let ap: [*const f32; MR] = std::array::from_fn(|i| a.add(*rows.add(i.min(m - 1)) as usize));
+        let mut acc = [S::zero(); MR];
+        let full = len / S::LANES * S::LANES;
+        for p in (0..full).step_by(S::LANES) {
+            // Floats p..p+LANES <= len of b and of every row.
+            let bv = S::load(b.add(p));
+            for (x, &row) in acc.iter_mut().zip(&ap) {
+                *x = S::fmadd(S::load(row.add(p)), bv, *x);
+            }
+        }
+        if full < len {
+            // The last len - full < LANES floats, the other lanes zero.
+            let r = len - full;
+            let bv = S::load_partial(b.add(full), r);
+            for (x, &row) in acc.iter_mut().zip(&ap) {
+                *x = S::fmadd(S::load_partial(row.add(full), r), bv, *x);
+            }
+        }
+        for (i, &x) in acc.iter().enumerate().take(m) {
+            let mut lanes = [0.0f32; 16];
+            S::store(lanes.as_mut_ptr(), x);
+            // i < m: inside `out`.
+            *out.add(i) += lanes[..S::LANES].iter().sum::<f32>();
+        }
+    }
+}
+
+/// [`dot_rows`] with `MR = m`, so no row is computed in vain: a 3x3
+/// filter's nine taps are nine chains, enough to keep two FMA pipes busy
+/// with one accumulator each.
+///
+/// # Safety
+/// The contract of [`DotKernelFn`] with `m <= DOT_ROWS`, on a CPU that
+/// supports `S`.
+#[inline(always)]
+unsafe fn dot_body<S: Simd>(len: usize, a: *const f32, rows: *const u32, m: usize, b: *const f32, out: *mut f32) {
+    // SAFETY: forwarded from the caller, with MR = m.
+    unsafe {
+        match m {
+            1 => dot_rows::<S, 1>(len, a, rows, m, b, out),
+            2 => dot_rows::<S, 2>(len, a, rows, m, b, out),
+            3 => dot_rows::<S, 3>(len, a, rows, m, b, out),
+            4 => dot_rows::<S, 4>(len, a, rows, m, b, out),
+            5 => dot_rows::<S, 5>(len, a, rows, m, b, out),
+            6 => dot_rows::<S, 6>(len, a, rows, m, b, out),
+            7 => dot_rows::<S, 7>(len, a, rows, m, b, out),
+            8 => dot_rows::<S, 8>(len, a, rows, m, b, out),
+            _ => dot_rows::<S, DOT_ROWS>(len, a, rows, m, b, out),
+        }
+    }
+}
+
+/// Most rows per dot-product call.
+const DOT_ROWS: usize = 9;
+
 /// One lane of plain floats: the portable kernel is the SIMD body with
 /// `LANES = 1`, which the compiler may vectorize as it sees fit.
 struct Scalar;
@@ -157,7 +242,19 @@ unsafe impl Simd for Scalar {
 /// Declares one kernel: `body` for a tile, in a shell with the ISA's
 /// target features.
 macro_rules! wgrad_shell {
-    ($(#[$doc:meta])* $name:ident, $simd:ty, $features:literal, $mr:literal, $nv:literal, $nr:literal) => {
+    ($(#[$doc:meta])* $name:ident, $dot:ident, $simd:ty, $features:literal, $mr:literal, $nv:literal, $nr:literal) => {
+        #[doc = concat!("The dot-product kernel beside [`", stringify!($name), "`].")]
+        ///
+        /// # Safety
+        /// The contract of [`DotKernelFn`], on a CPU with the kernel's
+        /// target features.
+        #[target_feature(enable = $features)]
+        unsafe fn $dot(len: usize, a: *const f32, rows: *const u32, m: usize, b: *const f32, out: *mut f32) {
+            // SAFETY: forwarded from the caller, who runs this only on a CPU
+            // with these features (the registry's ISA check).
+            unsafe { dot_body::<$simd>(len, a, rows, m, b, out) }
+        }
+
         $(#[$doc])*
         ///
         /// # Safety
@@ -187,17 +284,17 @@ macro_rules! wgrad_shell {
 #[cfg(target_arch = "x86_64")]
 wgrad_shell!(
     /// AVX-512 6x64: the forward microkernel's tile (24 accumulators).
-    wgrad_6x64_avx512, crate::gemm::avx512::Avx512, "avx512f,avx2,fma", 6, 4, 64
+    wgrad_6x64_avx512, dot_avx512, crate::gemm::avx512::Avx512, "avx512f,avx2,fma", 6, 4, 64
 );
 #[cfg(target_arch = "x86_64")]
 wgrad_shell!(
     /// AVX2 6x16: 12 accumulators, 2 B vectors and the broadcast.
-    wgrad_6x16_avx2, crate::gemm::avx2::Avx2, "avx2,fma", 6, 2, 16
+    wgrad_6x16_avx2, dot_avx2, crate::gemm::avx2::Avx2, "avx2,fma", 6, 2, 16
 );
 #[cfg(target_arch = "aarch64")]
 wgrad_shell!(
     /// NEON 12x8: 24 accumulators, as the forward kernel.
-    wgrad_12x8_neon, crate::gemm::neon::Neon, "neon", 12, 2, 8
+    wgrad_12x8_neon, dot_neon, crate::gemm::neon::Neon, "neon", 12, 2, 8
 );
 
 /// Portable 4x8: 32 scalar accumulators.
@@ -265,6 +362,15 @@ unsafe fn transpose16_avx512(src: *const f32, rs_src: usize, dst: *mut f32, rs_d
     }
 }
 
+/// The portable dot-product kernel.
+///
+/// # Safety
+/// The contract of [`DotKernelFn`].
+unsafe fn dot_scalar(len: usize, a: *const f32, rows: *const u32, m: usize, b: *const f32, out: *mut f32) {
+    // SAFETY: forwarded from the caller; Scalar runs on every CPU.
+    unsafe { dot_body::<Scalar>(len, a, rows, m, b, out) }
+}
+
 /// A weight-gradient microkernel and its tile.
 #[derive(Debug)]
 pub struct WgradKernel {
@@ -277,11 +383,12 @@ pub struct WgradKernel {
     /// Output channels (columns of `dW^T`) per tile: the packed panel width.
     pub nr: usize,
     func: WgradKernelFn,
+    dot: DotKernelFn,
 }
 
 macro_rules! kernel {
-    ($name:ident, $isa:expr, $mr:literal x $nr:literal) => {
-        WgradKernel { name: stringify!($name), isa: $isa, mr: $mr, nr: $nr, func: $name }
+    ($name:ident / $dot:ident, $isa:expr, $mr:literal x $nr:literal) => {
+        WgradKernel { name: stringify!($name), isa: $isa, mr: $mr, nr: $nr, func: $name, dot: $dot }
     };
 }
 
@@ -289,20 +396,22 @@ macro_rules! kernel {
 /// first listed is the one dispatch picks.
 #[cfg(target_arch = "x86_64")]
 pub static WGRAD_KERNELS: &[WgradKernel] = &[
-    kernel!(wgrad_6x64_avx512, Isa::Avx512, 6 x 64),
-    kernel!(wgrad_6x16_avx2, Isa::Avx2, 6 x 16),
-    kernel!(wgrad_4x8_scalar, Isa::Scalar, 4 x 8),
+    kernel!(wgrad_6x64_avx512 / dot_avx512, Isa::Avx512, 6 x 64),
+    kernel!(wgrad_6x16_avx2 / dot_avx2, Isa::Avx2, 6 x 16),
+    kernel!(wgrad_4x8_scalar / dot_scalar, Isa::Scalar, 4 x 8),
 ];
 
 /// Every weight-gradient kernel compiled for this target; per ISA the
 /// first listed is the one dispatch picks.
 #[cfg(target_arch = "aarch64")]
-pub static WGRAD_KERNELS: &[WgradKernel] =
-    &[kernel!(wgrad_12x8_neon, Isa::Neon, 12 x 8), kernel!(wgrad_4x8_scalar, Isa::Scalar, 4 x 8)];
+pub static WGRAD_KERNELS: &[WgradKernel] = &[
+    kernel!(wgrad_12x8_neon / dot_neon, Isa::Neon, 12 x 8),
+    kernel!(wgrad_4x8_scalar / dot_scalar, Isa::Scalar, 4 x 8),
+];
 
 /// Every weight-gradient kernel compiled for this target.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-pub static WGRAD_KERNELS: &[WgradKernel] = &[kernel!(wgrad_4x8_scalar, Isa::Scalar, 4 x 8)];
+pub static WGRAD_KERNELS: &[WgradKernel] = &[kernel!(wgrad_4x8_scalar / dot_scalar, Isa::Scalar, 4 x 8)];
 
 impl WgradKernel {
     /// The preferred kernel for `isa`, falling back to scalar.
@@ -429,6 +538,30 @@ impl WgradKernel {
         }
     }
 
+    /// `out[j] += sum_{p < b.len()} src[taps[j] + p] * b[p]` for every tap
+    /// `j` ([`DotKernelFn`]), each sum in a fixed order.
+    ///
+    /// # Panics
+    /// If `out` and `taps` differ in length or a tap's run passes `src`.
+    pub fn dot(&self, src: &[f32], taps: &[u32], b: &[f32], out: &mut [f32]) {
+        assert_eq!(taps.len(), out.len(), "one output per tap");
+        if taps.is_empty() || b.is_empty() {
+            return;
+        }
+        let reach = taps.iter().max().map_or(0, |&t| t as usize) + b.len();
+        assert!(reach <= src.len(), "a tap reads past the source");
+        assert!(self.isa.supported(), "{} needs a CPU with {}", self.name, self.isa);
+        // Equal calls of at most DOT_ROWS taps: 25 taps run as 9 + 8 + 8,
+        // not 9 + 9 + a lone 7 with fewer chains.
+        let per = taps.len().div_ceil(taps.len().div_ceil(DOT_ROWS));
+        for (rows, o) in taps.chunks(per).zip(out.chunks_mut(per)) {
+            // SAFETY: the ISA is supported (asserted); 1 <= rows.len() <=
+            // DOT_ROWS taps, each run of b.len() floats ends by `reach <=
+            // src.len()`; `o` holds one float per row.
+            unsafe { (self.dot)(b.len(), src.as_ptr(), rows.as_ptr(), rows.len(), b.as_ptr(), o.as_mut_ptr()) };
+        }
+    }
+
     /// The grid offsets of band pixels `p0..p0 + len` (row-major over
     /// output rows of width `ow`) on a grid of width `grid_w`, for
     /// [`accumulate`](Self::accumulate)'s `steps`: the grid's extra
@@ -488,6 +621,27 @@ mod tests {
                             assert_eq!(ct[m * k], before[m * k], "{}: wrote past C", kernel.name);
                         }
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_dot_kernel_matches_naive_sums() {
+        for kernel in WGRAD_KERNELS.iter().filter(|k| k.isa.supported()) {
+            for m in [1, 7, 8, 9, 16, 17, 33] {
+                for len in [1, 5, 15, 16, 17, 40] {
+                    let taps: Vec<u32> = (0..m).map(|j| ((j * 11) % 17 + 2 * j) as u32).collect();
+                    let src = ints(*taps.iter().max().unwrap() as usize + len, 1);
+                    let b = ints(len, 2);
+                    let mut out = ints(m + 1, 3);
+                    let before = out.clone();
+                    kernel.dot(&src, &taps, &b, &mut out[..m]);
+                    for j in 0..m {
+                        let want: f32 = (0..len).map(|p| src[taps[j] as usize + p] * b[p]).sum();
+                        assert_eq!(out[j], before[j] + want, "{} m {m} len {len}", kernel.name);
+                    }
+                    assert_eq!(out[m], before[m], "{}: wrote past out", kernel.name);
                 }
             }
         }
