@@ -162,6 +162,16 @@ fn band_cases() -> impl Strategy<Value = Case> {
     })
 }
 
+/// Cases whose input gradient runs as forward convolutions (one, or one
+/// per stride phase): 8 to 10 input channels per group, the rest random.
+fn forward_cases() -> impl Strategy<Value = Case> {
+    (cases(), 8usize..11).prop_map(|(c, cg)| {
+        let groups = c.p.groups;
+        let p = Conv2dParams { in_channels: groups * cg, ..c.p };
+        Case { p, xs: [c.xs[0], groups * cg, c.xs[2], c.xs[3]] }
+    })
+}
+
 fn check_data(c: &Case, seed: u64) {
     let ys = c.p.output_shape(c.xs).unwrap();
     let (dy, w) = (fill(ys.iter().product(), seed), fill(c.p.weight_count(), seed + 1));
@@ -190,6 +200,11 @@ proptest! {
 
     #[test]
     fn backward_data_matches_reference(c in cases(), seed in 0u64..1000) {
+        check_data(&c, seed);
+    }
+
+    #[test]
+    fn backward_data_by_forward_convolutions_matches_reference(c in forward_cases(), seed in 0u64..1000) {
         check_data(&c, seed);
     }
 
