@@ -6,6 +6,7 @@
 mod phases;
 
 use std::cell::RefCell;
+use std::ops::Range;
 
 use rayon::prelude::*;
 use receptive_kernels::MatMut;
@@ -538,6 +539,8 @@ struct WgradTask {
     group: usize,
     /// First channel of the block within its group.
     c0: usize,
+    /// The output rows of every image this task sums over.
+    out_rows: Range<usize>,
     band: Band,
     /// Where each of the block's im2col rows starts in the band.
     offsets: Vec<u32>,
@@ -557,9 +560,11 @@ struct WgradTask {
 ///
 /// Per image, dY is packed transposed once (shared by all tasks), then
 /// every task adds the image's share to its block of `dW^T`, band by band.
-/// Tasks are (group, channel block), with enough blocks for two per thread;
-/// each writes its own channels' gradient, summing in an order that the
-/// block split alone fixes, and the thread count fixes the split.
+/// Tasks are (group, channel block), with enough blocks for two per thread
+/// where there are enough channels, else (group, channel block, part of
+/// the output rows) with the parts summed in order at the end; each sums
+/// in an order that the split alone fixes, and the thread count fixes the
+/// split.
 fn weights_from_bands(
     x: &[f32],
     x_shape: [usize; 4],
@@ -581,6 +586,9 @@ fn weights_from_bands(
     let blocks = if threads > 1 { (2 * threads).div_ceil(groups).min(cg) } else { 1 };
     let cb = cg.div_ceil(blocks);
     let blocks = cg.div_ceil(cb);
+    // Too few channel blocks for the threads (a 3-channel stem): each
+    // block's output rows split into parts too, summed in order at the end.
+    let parts = if threads > 1 { (2 * threads).div_ceil(groups * blocks).min(oh) } else { 1 };
     let block_geom = |chans| Geometry { c: chans, ..geom };
     // 1x1 unit-stride unpadded: the input planes are the band.
     let pointwise = taps == 1 && p.stride == [1, 1] && p.padding == Padding::uniform(0);
@@ -597,9 +605,9 @@ fn weights_from_bands(
     let grid_w = Band::grid_width(&geom);
     let chunk = kernel.chunk();
     let nr = kernel.nr;
-    let mut tasks: Vec<WgradTask> = (0..groups * blocks)
+    let mut tasks: Vec<WgradTask> = (0..groups * blocks * parts)
         .map(|t| {
-            let (group, c0) = (t / blocks, (t % blocks) * cb);
+            let (group, c0, part) = (t / (blocks * parts), (t / parts % blocks) * cb, t % parts);
             let chans = cb.min(cg - c0);
             let band = Band::new(block_geom(chans), rows, 1).expect("no larger than the band checked above");
             let m = chans * taps;
@@ -611,7 +619,9 @@ fn weights_from_bands(
                 offsets
             };
             let buf = scratch(if pointwise { 0 } else { band.len() });
-            WgradTask { group, c0, band, offsets, buf, steps: Vec::with_capacity(chunk), ct: scratch(m * kg) }
+            let out_rows = part * oh / parts..(part + 1) * oh / parts;
+            let (steps, ct) = (Vec::with_capacity(chunk), scratch(m * kg));
+            WgradTask { group, c0, out_rows, band, offsets, buf, steps, ct }
         })
         .collect();
     // dY^T of one image: per group, K/groups rounded up to NR-wide panels
@@ -634,10 +644,11 @@ fn weights_from_bands(
             let chans = t.offsets.len() / taps;
             let xs = &x[(img * c + t.group * cg + t.c0) * plane..][..chans * plane];
             let pg = &packed[t.group * group_len..][..group_len];
-            for oy0 in (0..oh).step_by(rows) {
-                let band_pixels = rows.min(oh - oy0) * ow;
+            let (r0, r1) = (t.out_rows.start, t.out_rows.end);
+            for oy0 in (r0..r1).step_by(rows) {
+                let band_pixels = rows.min(r1 - oy0) * ow;
                 let src = if pointwise {
-                    xs
+                    &xs[oy0 * ow..]
                 } else {
                     t.band.fill(xs, oy0, &mut t.buf);
                     &t.buf
@@ -645,10 +656,19 @@ fn weights_from_bands(
                 for p0 in (0..band_pixels).step_by(chunk) {
                     let len = chunk.min(band_pixels - p0);
                     WgradKernel::grid_steps(ow, grid_w, p0, len, &mut t.steps);
-                    let first = img == 0 && oy0 == 0 && p0 == 0;
+                    let first = img == 0 && oy0 == r0 && p0 == 0;
                     let b = &pg[(oy0 * ow + p0) * nr..];
                     kernel.accumulate(src, &t.offsets, &t.steps, b, panel_len, kg, &mut t.ct, !first);
                 }
+            }
+        });
+    }
+    // The parts of each block, summed in order into the first.
+    if parts > 1 {
+        tasks.par_chunks_mut(parts).for_each(|block| {
+            let (first, rest) = block.split_first_mut().expect("parts >= 1");
+            for t in rest {
+                first.ct.iter_mut().zip(&t.ct).for_each(|(a, b)| *a += *b);
             }
         });
     }
@@ -660,7 +680,7 @@ fn weights_from_bands(
     let mut dw = vec![0.0; p.weight_count()];
     dw.par_chunks_mut(kg * cols).enumerate().for_each(|(g, dwg)| {
         dwg.par_chunks_mut(TILE * cols).enumerate().for_each(|(i, rows)| {
-            for (b, t) in tasks[g * blocks..(g + 1) * blocks].iter().enumerate() {
+            for (b, t) in tasks[g * blocks * parts..(g + 1) * blocks * parts].iter().step_by(parts).enumerate() {
                 let m = t.ct.len() / kg;
                 for j0 in (0..m).step_by(TILE) {
                     let jn = TILE.min(m - j0);

@@ -268,6 +268,8 @@ fn larger_layers_match_reference() {
         // NR panels, a 1x1 read in place.
         Case { p: Conv2dParams::new(20, 136, [3, 3]).padding(1), xs: [2, 20, 30, 40] },
         Case { p: Conv2dParams::new(24, 64, [1, 1]), xs: [1, 24, 20, 33] },
+        // Too few channels for the threads: output rows split into parts.
+        Case { p: Conv2dParams::new(3, 64, [7, 7]).stride(2).padding(3), xs: [2, 3, 40, 36] },
     ];
     for threads in 1..=3 {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
