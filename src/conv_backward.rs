@@ -1,7 +1,19 @@
-//! The convolution backward passes: gradients with respect to the input
-//! (GEMM of the transposed weights with dY, then a tiled col2im), the
-//! weights (dY times the transposed im2col gather, reduced in a fixed order)
-//! and the bias.
+//! The convolution backward passes: gradients with respect to the input,
+//! the weights and the bias.
+//!
+//! * **Input gradient**: with stride 1, the forward convolution of dY with
+//!   the weights flipped and transposed per group (the forward plan, so the
+//!   implicit GEMM); with a stride, one such convolution per stride phase
+//!   of dX (`phases`). Layers with few input channels per group (whose GEMM
+//!   rows would be mostly empty) run a GEMM of the transposed weights with
+//!   dY and a tiled col2im instead, as does any shape the phases would not
+//!   cover.
+//! * **Weight gradient**: `dW^T = im2col(X) * dY^T` read in place from
+//!   bands of padded input rows with dY packed transposed
+//!   ([`receptive_kernels::wgrad`]); depthwise layers as dot products over
+//!   a band; small images (more filters than pixels) by a GEMM over the
+//!   transposed im2col gather. Every split of the work is fixed by the
+//!   thread count and summed in a fixed order.
 
 mod phases;
 
@@ -48,7 +60,8 @@ thread_local! {
     static COLS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// The weight gradient's buffers (bands, packed dY, partial sums),
     /// kept by the calling thread between calls: fresh ones of this size
-    /// cost page faults and zeroing every call.
+    /// cost page faults and zeroing every call. They stay until the thread
+    /// ends: about one image of dY, the gradient and a band per task.
     static WGRAD_SCRATCH: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
 }
 
