@@ -102,14 +102,22 @@ proptest! {
         with_bias in any::<bool>(),
         act in activation(),
         seed in 0u64..1000,
-        algorithm in prop_oneof![Just(ConvAlgorithm::Auto), Just(ConvAlgorithm::Implicit), Just(ConvAlgorithm::Im2col)],
+        algorithm in prop_oneof![
+            Just(ConvAlgorithm::Auto),
+            Just(ConvAlgorithm::Implicit),
+            Just(ConvAlgorithm::ImplicitChannels),
+            Just(ConvAlgorithm::Im2col),
+        ],
     ) {
         prop_assume!(p.output_shape(shape).is_ok());
         let path = run_with(&p, shape, with_bias, act, seed, algorithm);
         let pointwise = p.kernel == [1, 1] && p.stride == [1, 1] && p.padding == Padding::uniform(0);
-        if p.in_channels != p.groups && !pointwise {
+        if pointwise && p.in_channels != p.groups {
+            prop_assert!(path.starts_with("1x1 gemm"), "{}", path);
+        } else if p.in_channels != p.groups {
             let want = match algorithm {
-                ConvAlgorithm::Implicit => "implicit gemm",
+                ConvAlgorithm::Implicit => "implicit gemm ",
+                ConvAlgorithm::ImplicitChannels => "implicit gemm^T",
                 ConvAlgorithm::Im2col => "im2col+gemm",
                 ConvAlgorithm::Auto => "",
             };
@@ -140,7 +148,7 @@ fn seed_ten_5x5_filters_pad_2_keep_32x32() {
     let p = Conv2dParams::new(3, 10, [5, 5]).padding(2);
     assert_eq!(p.output_shape([1, 3, 32, 32]).unwrap(), [1, 10, 32, 32]);
     assert_eq!(p.param_count(), 760);
-    for algorithm in [ConvAlgorithm::Implicit, ConvAlgorithm::Im2col] {
+    for algorithm in [ConvAlgorithm::Implicit, ConvAlgorithm::ImplicitChannels, ConvAlgorithm::Im2col] {
         run_with(&p, [1, 3, 32, 32], true, Activation::None, 7, algorithm);
     }
 }
@@ -180,19 +188,25 @@ fn each_path_is_chosen_and_correct() {
         (Conv2dParams::new(6, 4, [3, 3]).groups(2), [1, 6, 8, 8], "gemm"),
         (Conv2dParams::new(8, 8, [3, 3]).padding(1), [1, 8, 56, 56], "implicit gemm"),
         // A 7-wide filter over a 3-wide output: the band's grid would be
-        // mostly extra columns.
-        (Conv2dParams::new(4, 8, [1, 7]), [1, 4, 16, 9], "im2col+gemm"),
+        // mostly extra columns (checked below).
+        (Conv2dParams::new(4, 8, [1, 7]), [1, 4, 16, 9], "gemm"),
         (Conv2dParams::new(6, 6, [1, 1]).groups(3), [1, 6, 5, 5], "1x1 gemm"),
         (Conv2dParams::new(12, 12, [3, 3]).padding(1).groups(12), [2, 12, 10, 19], "depthwise"),
         (Conv2dParams::new(4, 12, [5, 3]).padding(2).stride_hw([2, 1]).groups(4), [1, 4, 11, 9], "depthwise"),
     ];
+    let wide = run_and_check(&Conv2dParams::new(4, 8, [1, 7]), [1, 4, 16, 9], false, Activation::None, 19);
+    assert!(!wide.starts_with("implicit gemm "), "the pixel-lane form on a mostly-extra grid: {wide}");
     for (i, (p, shape, path)) in cases.into_iter().enumerate() {
         for act in [Activation::None, Activation::Relu] {
             let got = run_and_check(&p, shape, true, act, 20 + i as u64);
             assert!(got.contains(path), "{p:?}: {got}, want {path}");
             assert!(got.contains(receptive::active_isa().name()) || got.contains("scalar"), "{got}");
             if path.ends_with("gemm") && !path.starts_with("1x1") {
-                for (algorithm, name) in [(ConvAlgorithm::Implicit, "implicit"), (ConvAlgorithm::Im2col, "im2col")] {
+                for (algorithm, name) in [
+                    (ConvAlgorithm::Implicit, "implicit gemm "),
+                    (ConvAlgorithm::ImplicitChannels, "implicit gemm^T"),
+                    (ConvAlgorithm::Im2col, "im2col"),
+                ] {
                     let got = run_with(&p, shape, true, act, 20 + i as u64, algorithm);
                     assert!(got.starts_with(name), "{p:?} forced {algorithm:?}: {got}");
                 }
@@ -221,7 +235,7 @@ fn large_layers_split_into_tiles_and_channel_blocks() {
     for threads in [1, 3] {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         for (i, (p, shape)) in cases.iter().enumerate() {
-            for algorithm in [ConvAlgorithm::Implicit, ConvAlgorithm::Im2col] {
+            for algorithm in [ConvAlgorithm::Implicit, ConvAlgorithm::ImplicitChannels, ConvAlgorithm::Im2col] {
                 let act = Activation::Clamp { min: -1.0, max: 1.5 };
                 pool.install(|| run_with(p, *shape, i % 2 == 0, act, 40 + i as u64, algorithm));
             }

@@ -284,6 +284,16 @@ pub(crate) fn gather_run(out: &mut [f32], row: &[f32], start: usize, step: usize
         let dst = &mut out[lo..hi];
         if step == 1 {
             copy_short(dst, &row[from..from + dst.len()]);
+        } else if step == 2 {
+            // Pairs, which the compiler turns into deinterleaving shuffles.
+            let src = &row[from..];
+            let pairs = dst.len().min(src.len() / 2);
+            for (o, pair) in dst[..pairs].iter_mut().zip(src.chunks_exact(2)) {
+                *o = pair[0];
+            }
+            if pairs < dst.len() {
+                dst[pairs] = src[2 * pairs];
+            }
         } else {
             for (o, v) in dst.iter_mut().zip(row[from..].iter().step_by(step)) {
                 *o = *v;
@@ -293,10 +303,10 @@ pub(crate) fn gather_run(out: &mut [f32], row: &[f32], start: usize, step: usize
 }
 
 /// `dst.copy_from_slice(src)` for the short runs of a panel row (at most NR
-/// floats): whole 8-float blocks as fixed-size moves the compiler inlines,
-/// instead of a `memcpy` call per run.
+/// floats) or of an image row: whole 8-float blocks as fixed-size moves the
+/// compiler inlines, instead of a `memcpy` call per run.
 #[inline(always)]
-fn copy_short(dst: &mut [f32], src: &[f32]) {
+pub(crate) fn copy_short(dst: &mut [f32], src: &[f32]) {
     assert_eq!(dst.len(), src.len());
     let mut d = dst.chunks_exact_mut(8);
     let mut s = src.chunks_exact(8);

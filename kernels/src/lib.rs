@@ -20,6 +20,7 @@ pub mod peak;
 #[cfg(feature = "peers")]
 pub mod peers;
 pub mod pool;
+pub mod transpose;
 pub mod view;
 pub mod wgrad;
 

@@ -223,7 +223,18 @@ impl<'a> MatMut<'a> {
             // SAFETY: the run (i, j..j + len) is inside the view (checked
             // above) and contiguous; `&mut self` makes the write exclusive,
             // and `src` cannot alias it (a shared borrow beside `&mut self`).
-            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(i * self.rs + j), src.len()) };
+            let dst = unsafe { std::slice::from_raw_parts_mut(self.ptr.add(i * self.rs + j), src.len()) };
+            // Whole 16-float blocks as fixed-size moves the compiler
+            // inlines: these runs are short, and a `memmove` call per run
+            // costs more than the copy.
+            let (mut d, mut s) = (dst.chunks_exact_mut(16), src.chunks_exact(16));
+            for (d, s) in (&mut d).zip(&mut s) {
+                let d: &mut [f32; 16] = d.try_into().expect("chunks of 16");
+                *d = *<&[f32; 16]>::try_from(s).expect("chunks of 16");
+            }
+            for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+                *d = *s;
+            }
             return;
         }
         for (t, &v) in src.iter().enumerate() {

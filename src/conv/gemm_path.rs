@@ -9,7 +9,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 use receptive_kernels::gemm::{ASource, Bias, Epilogue, Gemm, MicroKernel, PackedA};
 use receptive_kernels::im2col::{Geometry, Im2col};
-use receptive_kernels::implicit::Band;
+use receptive_kernels::implicit::{Band, TRANSPOSED_CHUNK};
 
 use super::ConvAlgorithm;
 use crate::gemm::{MatMut, MatRef};
@@ -37,9 +37,28 @@ pub(super) struct GemmConv {
     blocks_per_group: usize,
     /// One packed A per (group, row block), group-major.
     weights: Vec<PackedA>,
+    /// The same blocks packed as B panels of W^T (channels in the lanes),
+    /// empty for 1x1 layers.
+    weights_t: Vec<PackedA>,
     bias: Option<Vec<f32>>,
     algorithm: ConvAlgorithm,
 }
+
+/// Tasks per thread a layer's pixels split into where the batch and the
+/// channel blocks give fewer (the band heights are then chosen for an even
+/// share per thread). Measured on Zen 5, 2 threads, GFLOP/s with 2 / 4:
+/// r50_3x3_128 458 / 415, r50_3x3_512 431 / 416, vgg_conv1_2 411 / 404.
+const TASKS_PER_THREAD: usize = 2;
+
+/// The least work worth a task of its own: handing a task to another
+/// thread costs microseconds, so a layer smaller than two of these (the
+/// seed's 5x5 layers) runs on one thread.
+const MIN_TASK_MACS: usize = 1 << 18;
+
+/// The fewest output pixels in a band (but at least a row): every band
+/// re-reads the layer's packed weights, which must stay small beside its
+/// FMAs.
+const MIN_BAND_PIXELS: usize = 128;
 
 /// Most floats in one band of padded input rows (the implicit path): 1 MiB.
 /// Each tile reads only a few rows of it, so it need not fit L2; taller
@@ -53,8 +72,12 @@ const BAND_BUDGET: usize = 256 << 10;
 pub(super) enum Lowering {
     /// The input planes are B.
     Pointwise,
-    /// B's rows read in place from bands of padded input rows.
+    /// B's rows read in place from bands of padded input rows, pixels in
+    /// the vector lanes.
     Implicit(Band),
+    /// The same bands, output channels in the vector lanes (`C^T = im2col^T
+    /// * W^T`).
+    ImplicitChannels(Band),
     /// Patches gathered into packed panels.
     Im2col,
 }
@@ -64,6 +87,7 @@ impl Lowering {
         match self {
             Lowering::Pointwise => "1x1 gemm",
             Lowering::Implicit(_) => "implicit gemm",
+            Lowering::ImplicitChannels(_) => "implicit gemm^T",
             Lowering::Im2col => "im2col+gemm",
         }
     }
@@ -79,10 +103,19 @@ struct Image<'a> {
     clamp: Option<(f32, f32)>,
 }
 
+/// One thread's band, the taps of the band layout `taps_for`, and C tile.
+struct BandBuffers {
+    band: Vec<f32>,
+    taps_for: Option<Band>,
+    taps: Vec<u32>,
+    ctile: Vec<f32>,
+}
+
 thread_local! {
-    /// The implicit path's per-thread buffers, reused: the band, its taps,
-    /// and the C tile.
-    static BAND: RefCell<(Vec<f32>, Vec<u32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+    /// The implicit path's per-thread buffers, reused.
+    static BAND: RefCell<BandBuffers> = const {
+        RefCell::new(BandBuffers { band: Vec::new(), taps_for: None, taps: Vec::new(), ctile: Vec::new() })
+    };
 }
 
 impl GemmConv {
@@ -96,7 +129,10 @@ impl GemmConv {
         let kc = k.div_ceil(k.div_ceil(gemm.kc).max(1)).next_multiple_of(8).min(gemm.kc);
         let gemm = Gemm { kc, ..*gemm };
         let blocks = kg.div_ceil(MAX_BLOCK_ROWS);
-        let block_rows = kg.div_ceil(blocks).next_multiple_of(gemm.kernel.mr).min(kg);
+        // Whole NR panels when there are that many channels, so the form
+        // with channels in the lanes wastes none; else whole MR panels.
+        let unit = if kg >= gemm.kernel.nr { gemm.kernel.nr } else { gemm.kernel.mr };
+        let block_rows = kg.div_ceil(blocks).next_multiple_of(unit).min(kg);
         let blocks_per_group = kg.div_ceil(block_rows);
         let mut conv = GemmConv {
             gemm,
@@ -106,6 +142,7 @@ impl GemmConv {
             block_rows,
             blocks_per_group,
             weights: Vec::with_capacity(groups * blocks_per_group),
+            weights_t: Vec::new(),
             bias: bias.map(<[f32]>::to_vec),
             algorithm: ConvAlgorithm::Auto,
         };
@@ -113,6 +150,9 @@ impl GemmConv {
             let (r0, rows) = conv.row_block(rb);
             let block = a.block(r0, 0, rows, a.cols()).expect("row blocks lie inside the weights");
             conv.weights.push(PackedA::new(&conv.gemm, block));
+            if !pointwise {
+                conv.weights_t.push(PackedA::with_width(&conv.gemm, block, conv.gemm.kernel.nr));
+            }
         }
         conv
     }
@@ -126,7 +166,8 @@ impl GemmConv {
     }
 
     pub fn packed_bytes(&self) -> usize {
-        self.weights.iter().map(PackedA::bytes).sum::<usize>() + self.bias.as_ref().map_or(0, |b| b.len() * 4)
+        self.weights.iter().chain(&self.weights_t).map(PackedA::bytes).sum::<usize>()
+            + self.bias.as_ref().map_or(0, |b| b.len() * 4)
     }
 
     /// First output channel and channel count of row block `rb`.
@@ -136,61 +177,109 @@ impl GemmConv {
         (g * self.kg + start, self.block_rows.min(self.kg - start))
     }
 
-    /// Tasks the pixels of one image should split into: four per thread
-    /// over the whole grid, for balance, or one on a single thread.
-    fn pixel_tasks(&self, n: usize, threads: usize) -> usize {
-        let want = if threads > 1 { 4 * threads } else { 1 };
-        want.div_ceil(n * self.weights.len())
+    /// Tasks the pixels of one image split into: [`TASKS_PER_THREAD`] per
+    /// thread over the whole grid of images, channel blocks and pixel
+    /// tasks, for balance, but none under [`MIN_TASK_MACS`]; one on a
+    /// single thread.
+    fn pixel_tasks(&self, g: &Geometry, n: usize, threads: usize) -> usize {
+        if threads < 2 {
+            return 1;
+        }
+        let macs = n * self.groups * self.kg * g.oh * g.ow * g.c * g.fh * g.fw;
+        let tasks = (TASKS_PER_THREAD * threads).min(macs / MIN_TASK_MACS).max(1);
+        tasks.div_ceil(n * self.weights.len())
     }
 
     /// Pixels per im2col task: [`Self::pixel_tasks`] of them, no wider than
     /// [`MAX_TILE`], in whole micropanels.
-    fn tile_width(&self, n: usize, pixels: usize, threads: usize) -> usize {
-        let tiles = self.pixel_tasks(n, threads).max(pixels.div_ceil(MAX_TILE)).max(1);
+    fn tile_width(&self, g: &Geometry, n: usize, threads: usize) -> usize {
+        let pixels = g.oh * g.ow;
+        let tiles = self.pixel_tasks(g, n, threads).max(pixels.div_ceil(MAX_TILE)).max(1);
         pixels.div_ceil(tiles).next_multiple_of(self.gemm.kernel.nr).min(pixels).max(1)
     }
 
-    /// The lowering for an input of geometry `g`: implicit GEMM unless its
-    /// grid's extra columns and part-filled tiles waste clearly more of the
-    /// microkernel than im2col's part-filled tiles do (a wide filter over a
-    /// narrow output), or no band fits; or the forced algorithm.
+    /// The lowering for an input of geometry `g`, or the forced algorithm.
+    ///
+    /// Each candidate is scored by the share of the microkernel's work that
+    /// lands in the output, times what its extra passes cost: im2col loses
+    /// the part-filled last tile and MR row panel, and its gather (20% at
+    /// 64 output channels); implicit GEMM with pixels in the lanes the same row panel and
+    /// the grid's extra columns (a wide filter over a narrow output wastes
+    /// most); with channels in the lanes, the channels past a multiple of
+    /// NR and the transpose of the output (about 0.2 cycles per output,
+    /// against taps / 32 cycles of FMAs). The best score wins. Measured on
+    /// Zen 5, medians of 3, GFLOP/s pixel lanes / channel lanes, 1 thread:
+    /// r50_stem 204 / 213, r50_3x3_64 226 / 237, r50_3x3_128 211 / 242,
+    /// r50_3x3_512 181 / 214, vgg_conv1_2 207 / 211; 2 threads: 381 / 393,
+    /// 373 / 434, 316 / 397, 349 / 394, 384 / 375. im2col: 131, 199, 202,
+    /// 137, 185 on one thread; it wins only where the grid is mostly extra
+    /// columns. seed_5x5 (10 channels): pixel lanes 134, channel lanes 33.
+    ///
+    /// The copies count as about half a cycle per float: im2col copies each
+    /// input float FH*FW times, the implicit forms once into the band,
+    /// against `K * FH * FW / 32` cycles of FMAs each input float feeds.
+    /// A 1x1 unit-stride layer reads its input planes in place.
     pub fn lowering(&self, g: &Geometry, n: usize, threads: usize) -> Lowering {
         if self.pointwise {
+            // Reading the planes in place measured faster than either
+            // implicit form on every 1x1 layer tried (the channel form,
+            // 1x1 2048->512 at 7x7: 159 against 191 GFLOP/s).
             return Lowering::Pointwise;
         }
-        if self.algorithm == ConvAlgorithm::Im2col {
-            return Lowering::Im2col;
-        }
-        let nr = self.gemm.kernel.nr;
+        let (mr, nr) = (self.gemm.kernel.mr, self.gemm.kernel.nr);
+        let share = |len: usize, tile: usize| len as f64 / len.next_multiple_of(tile) as f64;
         let pixels = g.oh * g.ow;
-        let tile = self.tile_width(n, pixels, threads);
+        let tile = self.tile_width(g, n, threads);
         let im2col_lanes = (pixels / tile) * tile.next_multiple_of(nr) + (pixels % tile).next_multiple_of(nr);
-        let im2col_use = pixels as f64 / im2col_lanes as f64;
-        // Band heights that fit the budget and give two tasks per thread (a
-        // band's last tile is part-filled, so fewer, taller bands than the
-        // im2col tiles); of those, the one whose tiles waste the fewest
-        // lanes (the taller on ties).
-        let tasks = if threads > 1 { (2 * threads).div_ceil(n * self.weights.len()) } else { 1 };
-        let most_rows = g.oh.div_ceil(tasks).max(1);
-        let mut best: Option<(f64, Band)> = None;
+        let rows_use = share(self.block_rows, mr);
+        let gather = 1.0 / (1.0 + 16.0 / self.block_rows as f64);
+        let im2col = gather * rows_use * pixels as f64 / im2col_lanes as f64;
+        let taps = g.c * g.fh * g.fw;
+        let transpose = 1.0 / (1.0 + 6.0 / taps as f64);
+        let fill = 1.0 / (1.0 + 16.0 / (self.block_rows * g.fh * g.fw) as f64);
+        // Band heights that fit the budget, up to one that splits the images
+        // into enough tasks, but none under MIN_BAND_PIXELS if the image
+        // has them (each band re-reads all the weights). Each form takes the
+        // height with the best product of its lane use and the threads'
+        // balance (the busiest thread's rows against an even share), the
+        // taller on ties.
+        let most_rows = g.oh.div_ceil(self.pixel_tasks(g, n, threads)).max(MIN_BAND_PIXELS.div_ceil(g.ow)).min(g.oh);
+        let grid_w = Band::grid_width(g);
+        let lanes = |r: usize| ((r - 1) * grid_w + g.ow).next_multiple_of(nr);
+        let blocks = n * self.weights.len();
+        let balance = |rows: usize| {
+            let tasks = blocks * g.oh.div_ceil(rows);
+            let even = (blocks * g.oh) as f64 / threads as f64;
+            if threads < 2 { 1.0 } else { even / (tasks.div_ceil(threads) * rows) as f64 }
+        };
+        let mut pixel_form: Option<(f64, Band)> = None;
+        let mut channel_form: Option<(f64, Band)> = None;
         for rows in 1..=most_rows {
             let Some(band) = Band::new(*g, rows, nr) else { continue };
             if rows > 1 && band.len() > BAND_BUDGET {
                 break;
             }
-            let grid_w = Band::grid_width(g);
-            let lanes = |r: usize| ((r - 1) * grid_w + g.ow).next_multiple_of(nr);
             let total = (g.oh / rows) * lanes(rows) + if g.oh.is_multiple_of(rows) { 0 } else { lanes(g.oh % rows) };
-            let used = pixels as f64 / total as f64;
-            if best.is_none_or(|(u, _)| used >= u - 0.005) {
-                best = Some((used, band));
+            let pixel = balance(rows) * rows_use * pixels as f64 / total as f64;
+            let channel = balance(rows) * share(rows * g.ow, mr);
+            for (form, score) in [(&mut pixel_form, pixel), (&mut channel_form, channel)] {
+                if form.is_none_or(|(best, _)| score >= best - 0.005) {
+                    *form = Some((score, band));
+                }
             }
         }
-        match best {
-            Some((used, band)) if used >= 0.9 * im2col_use || self.algorithm == ConvAlgorithm::Implicit => {
-                Lowering::Implicit(band)
-            }
-            _ => Lowering::Im2col,
+        let (Some((pixel_lanes, pixel_band)), Some((channel_score, channel_band))) = (pixel_form, channel_form) else {
+            return Lowering::Im2col;
+        };
+        let (pixel_lanes, channel_lanes) =
+            (fill * pixel_lanes, fill * transpose * share(self.block_rows, nr) * channel_score);
+        match self.algorithm {
+            ConvAlgorithm::Im2col => Lowering::Im2col,
+            ConvAlgorithm::Implicit => Lowering::Implicit(pixel_band),
+            ConvAlgorithm::ImplicitChannels => Lowering::ImplicitChannels(channel_band),
+            ConvAlgorithm::Auto if channel_lanes >= pixel_lanes.max(im2col) => Lowering::ImplicitChannels(channel_band),
+            ConvAlgorithm::Auto if pixel_lanes >= im2col => Lowering::Implicit(pixel_band),
+            ConvAlgorithm::Auto => Lowering::Im2col,
         }
     }
 
@@ -202,7 +291,8 @@ impl GemmConv {
         match self.lowering(g, n, threads) {
             Lowering::Pointwise => 0,
             Lowering::Implicit(band) => band.len() + k + self.block_rows * nr,
-            Lowering::Im2col => self.gemm.kc.min(k) * self.tile_width(n, g.oh * g.ow, threads).next_multiple_of(nr),
+            Lowering::ImplicitChannels(band) => band.len() + k + self.block_rows * TRANSPOSED_CHUNK,
+            Lowering::Im2col => self.gemm.kc.min(k) * self.tile_width(g, n, threads).next_multiple_of(nr),
         }
     }
 
@@ -213,16 +303,22 @@ impl GemmConv {
         let threads = rayon::current_num_threads();
         let lowering = self.lowering(&geom, n, threads);
         let tile = match lowering {
-            Lowering::Implicit(band) => band.rows() * geom.ow,
-            _ => self.tile_width(n, pixels, threads),
+            Lowering::Implicit(band) | Lowering::ImplicitChannels(band) => band.rows() * geom.ow,
+            _ => self.tile_width(&geom, n, threads),
         };
         let tiles = pixels.div_ceil(tile);
         let in_image = self.groups * geom.c * geom.h * geom.w;
-        y.par_chunks_mut(k * pixels).zip(x.par_chunks(in_image)).for_each(|(yi, xi)| {
+        let image = |(yi, xi): (&mut [f32], &[f32])| {
             let c = MatMut::new(yi, k, pixels, pixels, 1).expect("the output image is K x OH*OW");
             let image = Image { x: xi, geom, lowering, tile, clamp };
             self.split(&image, c, 0..self.weights.len(), 0..tiles);
-        });
+        };
+        if n == 1 {
+            // One image: no rayon hand-over unless `split` finds tasks.
+            image((y, x));
+        } else {
+            y.par_chunks_mut(k * pixels).zip(x.par_chunks(in_image)).for_each(image);
+        }
     }
 
     /// Halves the (row blocks x pixel tiles) grid until one task is left,
@@ -265,15 +361,21 @@ impl GemmConv {
                     .expect("the input planes hold the pixel tile");
                 self.gemm.run(1.0, a, &b, 0.0, c, &ep);
             }
-            Lowering::Implicit(band) => BAND.with(|ws| {
-                let (buf, taps, ctile) = &mut *ws.borrow_mut();
-                let k = self.weights[rb].cols();
+            Lowering::Implicit(band) | Lowering::ImplicitChannels(band) => BAND.with(|ws| {
+                let BandBuffers { band: buf, taps_for, taps, ctile } = &mut *ws.borrow_mut();
                 buf.resize(buf.len().max(band.len()), 0.0);
-                taps.resize(k, 0);
-                band.taps(taps);
-                let oy0 = p0 / g.ow;
-                band.fill(x, oy0, buf);
-                band.run(&self.gemm, &self.weights[rb], buf, taps, pixels / g.ow, c, &ep, ctile);
+                if *taps_for != Some(band) {
+                    taps.resize(self.weights[rb].cols(), 0);
+                    band.taps(taps);
+                    *taps_for = Some(band);
+                }
+                band.fill(x, p0 / g.ow, buf);
+                let rows = pixels / g.ow;
+                if matches!(im.lowering, Lowering::Implicit(_)) {
+                    band.run(&self.gemm, &self.weights[rb], buf, taps, rows, c, &ep, ctile);
+                } else {
+                    band.run_transposed(&self.gemm, &self.weights_t[rb], buf, taps, rows, c, &ep, ctile);
+                }
             }),
             Lowering::Im2col => self.gemm.run(1.0, a, &Im2col::new(x, *g, p0, pixels), 0.0, c, &ep),
         }

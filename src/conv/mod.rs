@@ -61,7 +61,7 @@ pub struct Conv2dPlan {
 
 /// How a GEMM-path convolution reaches its pixels, as oneDNN's algorithm
 /// kinds: chosen per input shape by default, or forced (tests and
-/// benchmarks compare the two). 1x1 unit-stride and depthwise layers have
+/// benchmarks compare them). Depthwise and 1x1 unit-stride layers have
 /// paths of their own and ignore it.
 ///
 /// ```
@@ -73,13 +73,17 @@ pub struct Conv2dPlan {
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ConvAlgorithm {
-    /// Implicit GEMM, unless the shape would waste clearly more of the
-    /// microkernel than im2col does.
+    /// Whichever wastes the least of the microkernel on the shape.
     #[default]
     Auto,
-    /// Implicit GEMM: B's rows read in place from a padded copy of the
-    /// input rows (im2col where no band is addressable).
+    /// Implicit GEMM with output pixels in the vector lanes: B's rows read
+    /// in place from a padded copy of the input rows (im2col where no band
+    /// is addressable). Path name `implicit gemm`.
     Implicit,
+    /// Implicit GEMM with output channels in the vector lanes: each
+    /// microkernel row is one output pixel gathered from the same padded
+    /// rows, the weights are the packed B. Path name `implicit gemm^T`.
+    ImplicitChannels,
     /// im2col panels gathered tile by tile.
     Im2col,
 }

@@ -3,8 +3,8 @@
 //! checks its last result against `receptive::reference`.
 
 use receptive::{
-    Activation, Bias, Conv2dBackwardDataPlan, Conv2dParams, Conv2dPlan, ConvTranspose2dParams, ConvTranspose2dPlan,
-    MatMut, MatRef, Pool2dParams, Pool2dPlan, PoolKind, conv2d_backward_weights, reference, sgemm,
+    Activation, Bias, Conv2dBackwardDataPlan, Conv2dParams, Conv2dPlan, ConvAlgorithm, ConvTranspose2dParams,
+    ConvTranspose2dPlan, MatMut, MatRef, Pool2dParams, Pool2dPlan, PoolKind, conv2d_backward_weights, reference, sgemm,
 };
 
 use super::check::{self, Check, FULL_CHECK_MACS, SAMPLES, fill};
@@ -123,6 +123,17 @@ pub trait Bench {
     fn check(&self) -> Result<Check, String>;
 }
 
+/// The convolution algorithm `RECEPTIVE_CONV_ALGORITHM` forces (default auto).
+fn algorithm() -> Result<ConvAlgorithm, String> {
+    match std::env::var("RECEPTIVE_CONV_ALGORITHM").as_deref() {
+        Err(_) | Ok("auto") => Ok(ConvAlgorithm::Auto),
+        Ok("implicit") => Ok(ConvAlgorithm::Implicit),
+        Ok("implicit_t") => Ok(ConvAlgorithm::ImplicitChannels),
+        Ok("im2col") => Ok(ConvAlgorithm::Im2col),
+        Ok(other) => Err(format!("RECEPTIVE_CONV_ALGORITHM={other}: expected auto, implicit, implicit_t or im2col")),
+    }
+}
+
 /// Allocates and fills the buffers of a case (and builds its plan).
 pub fn prepare(spec: &Spec) -> Result<Box<dyn Bench>, String> {
     let full = spec.macs() <= FULL_CHECK_MACS;
@@ -137,7 +148,7 @@ pub fn prepare(spec: &Spec) -> Result<Box<dyn Bench>, String> {
             let x = fill(shape.iter().product(), 1);
             let w = fill(p.weight_count(), 2);
             let b = fill(p.out_channels, 3);
-            let plan = Conv2dPlan::new(&p, &w, Some(&b), Activation::None).map_err(err)?;
+            let plan = Conv2dPlan::new(&p, &w, Some(&b), Activation::None).map_err(err)?.algorithm(algorithm()?);
             Ok(Box::new(Conv { p, shape, x, w, b, plan, y: vec![0.0; out.iter().product()], full }))
         }
         Op::MaxPool | Op::AvgPool | Op::GlobalAvgPool | Op::GlobalMaxPool => {

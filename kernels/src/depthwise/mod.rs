@@ -3,19 +3,24 @@
 //! per input channel). A GEMM would have a single row per group and waste
 //! the microkernel, so this kernel vectorizes along the output width.
 //!
-//! The input plane is first copied into a zero-bordered plane (per-thread
-//! scratch, reused), wide enough that every vector of outputs, the last
-//! partial one included, reads only inside it. The loops over the output
-//! then need no border cases at all: every tap is one unaligned load (a
-//! gather for column strides above 1) and one FMA, in blocks of two output
-//! rows by up to four vectors (eight independent accumulators); only the
-//! store of a row's last partial vector goes through a small stack buffer.
+//! 3x3 filters with unit strides (MobileNet's) read the plane in place:
+//! strips of up to four vectors walk down the input rows once, each loaded
+//! row feeding the three output rows it touches; padding rows are skipped
+//! and padding columns are the zero lanes of masked loads.
+//!
+//! Any other geometry first copies the input plane into a zero-bordered
+//! plane (per-thread scratch, reused), wide enough that every vector of
+//! outputs, the last partial one included, reads only inside it. The loops
+//! over the output then need no border cases at all: every tap is one
+//! unaligned load (a gather for column strides above 1) and one FMA, in
+//! blocks of two output rows by up to four vectors (eight independent
+//! accumulators). A row's last partial vector is a masked store.
 
 mod simd;
 
 use std::cell::RefCell;
 
-use crate::im2col::Geometry;
+use crate::im2col::{Geometry, copy_short};
 use crate::isa::Isa;
 use simd::{MAX_LANES, Scalar, Simd};
 
@@ -84,6 +89,15 @@ impl Depthwise {
         if y.is_empty() {
             return;
         }
+        if is_unit_3x3(g) {
+            // The 3x3 body reads the plane itself, borders by masked loads.
+            let mut job = Job { x, padded: &[], pitch: 0, g: *g, w, bias, clamp, y };
+            job.check();
+            // SAFETY: `for_isa` only hands out kernels this CPU supports, and
+            // `check` passed.
+            unsafe { (self.func)(&mut job) };
+            return;
+        }
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
             let Scratch { plane, zeroed_for } = &mut *s;
@@ -102,13 +116,19 @@ impl Depthwise {
                 *zeroed_for = Some(*g);
             }
             copy_interior(x, g, cols, padded);
-            let mut job = Job { padded, pitch: cols, g: *g, w, bias, clamp, y };
+            let mut job = Job { x, padded, pitch: cols, g: *g, w, bias, clamp, y };
             job.check();
             // SAFETY: `for_isa` only hands out kernels this CPU supports, and
             // `check` passed.
             unsafe { (self.func)(&mut job) }
         });
     }
+}
+
+/// 3x3 filters with unit strides and dilations: the geometry of the
+/// strip body, which needs no bordered copy.
+fn is_unit_3x3(g: &Geometry) -> bool {
+    (g.fh, g.fw) == (3, 3) && g.stride == [1, 1] && g.dilation == [1, 1]
 }
 
 thread_local! {
@@ -137,12 +157,15 @@ struct Scratch {
 fn copy_interior(x: &[f32], g: &Geometry, pitch: usize, dst: &mut [f32]) {
     let rows = dst[g.pad_top * pitch..].chunks_exact_mut(pitch);
     for (row, src) in rows.zip(x.chunks_exact(g.w)) {
-        row[g.pad_left..g.pad_left + g.w].copy_from_slice(src);
+        copy_short(&mut row[g.pad_left..g.pad_left + g.w], src);
     }
 }
 
 /// One call's operands, after the copy into the bordered plane.
 struct Job<'a> {
+    /// The input plane.
+    x: &'a [f32],
+    /// The bordered copy (empty for the 3x3 body, which reads `x`).
     padded: &'a [f32],
     pitch: usize,
     g: Geometry,
@@ -156,8 +179,11 @@ impl Job<'_> {
     /// What the body's unchecked reads rely on: the bordered plane reaches
     /// every tap of every (rounded-up) output vector.
     fn check(&self) {
-        let (rows, cols) = padded_dims(&self.g);
-        assert!(self.pitch == cols && self.padded.len() == rows * cols, "bordered plane size");
+        assert_eq!(self.x.len(), self.g.h * self.g.w, "input plane length");
+        if !is_unit_3x3(&self.g) {
+            let (rows, cols) = padded_dims(&self.g);
+            assert!(self.pitch == cols && self.padded.len() == rows * cols, "bordered plane size");
+        }
         let taps = self.g.fh * self.g.fw;
         assert!(self.w.len() == self.bias.len() * taps && self.y.len() == self.bias.len() * self.g.oh * self.g.ow);
     }
@@ -216,40 +242,104 @@ unsafe fn block<V: Simd, const UNIT: bool, const R: usize, const U: usize>(
 /// A strip of `U` vectors of one output plane, from output column `ox`
 /// down all rows, for a 3x3 filter with unit strides and dilations whose
 /// weights `wv` are already broadcast. It walks the input rows once: each
-/// input row vector is loaded once and feeds the three output rows it
-/// touches (three rolling sets of accumulators), so a tap costs a third of
-/// a load.
+/// input row vector is loaded once per column tap and feeds the three
+/// output rows it touches, so a tap costs a third of a load. Rows in the
+/// padding are skipped, and columns in it read as zero lanes of a masked
+/// load, so the plane is read in place. Three sets of accumulators take
+/// turns as the output rows; the loop is unrolled by three so the turns
+/// are fixed registers, not copies.
 ///
 /// # Safety
-/// As for [`block`] with `R = OH`, and the geometry is 3x3 with unit
-/// strides and dilations.
+/// The CPU supports `V`'s ISA, `job.check()` passed, the geometry is 3x3
+/// with unit strides and dilations, and `ox < OW`.
 #[inline(always)]
 unsafe fn strip3x3<V: Simd, const U: usize>(job: &Job<'_>, wv: &[V; 9], b: V, ox: usize, out: &mut [f32]) {
-    let (g, l, pitch) = (&job.g, V::LANES, job.pitch);
-    // SAFETY (pointer arithmetic and loads): `padded_dims` sizes the plane
-    // for every tap of every output row and vector up to the rounded width:
-    // input rows 0..OH+2 and columns ox..ox+U*LANES+2.
-    let src = unsafe { job.padded.as_ptr().add(ox) };
-    // acc[f]: output row i - f, which input row i feeds through filter row f.
-    let mut acc = [[b; U]; 3];
-    for i in 0..g.oh + 2 {
+    let (g, l) = (&job.g, V::LANES);
+    // The lanes [lo, hi) of vector u at column tap fx that lie inside the
+    // input row; the vector's lane 0 is input column ox + u*l + fx - pad.
+    let lanes: [[(usize, usize); 3]; U] = std::array::from_fn(|u| {
+        std::array::from_fn(|fx| {
+            let c0 = (ox + u * l + fx) as isize - g.pad_left as isize;
+            let lo = (-c0).clamp(0, l as isize);
+            (lo as usize, (g.w as isize - c0).clamp(lo, l as isize) as usize)
+        })
+    });
+    let (mut s0, mut s1, mut s2) = ([b; U], [b; U], [b; U]);
+    let rows = g.oh + 2;
+    // Padded row i is input row i - pad_top, if there is one.
+    let input_row = |i: usize| {
+        i.checked_sub(g.pad_top).filter(|&iy| iy < g.h).map(|iy| {
+            let row = &job.x[iy * g.w..(iy + 1) * g.w];
+            (row.as_ptr().wrapping_offset(ox as isize - g.pad_left as isize), row)
+        })
+    };
+    let mut i = 0;
+    // SAFETY (the calls): the lanes read lie inside the rows handed over;
+    // the rest is the caller's contract.
+    unsafe {
+        while i + 3 <= rows {
+            row3x3(job, wv, b, input_row(i), &lanes, i, ox, out, [&mut s0, &mut s2, &mut s1]);
+            row3x3(job, wv, b, input_row(i + 1), &lanes, i + 1, ox, out, [&mut s1, &mut s0, &mut s2]);
+            row3x3(job, wv, b, input_row(i + 2), &lanes, i + 2, ox, out, [&mut s2, &mut s1, &mut s0]);
+            i += 3;
+        }
+        if i < rows {
+            row3x3(job, wv, b, input_row(i), &lanes, i, ox, out, [&mut s0, &mut s2, &mut s1]);
+        }
+        if i + 1 < rows {
+            row3x3(job, wv, b, input_row(i + 1), &lanes, i + 1, ox, out, [&mut s1, &mut s0, &mut s2]);
+        }
+    }
+}
+
+/// One padded input row `i` of [`strip3x3`] (`src`: where the strip's
+/// lane 0 would be in it, and the row; `None` in the padding): adds filter
+/// row 0 to output row i (`acc[0]`), row 1 to output row i - 1 (`acc[1]`)
+/// and row 2 to output row i - 2 (`acc[2]`), which is then complete:
+/// stored, and restarted from the bias (as output row i + 1).
+///
+/// # Safety
+/// As for [`strip3x3`], `i < OH + 2`, and lanes `lanes[u][fx]` of the
+/// vector at `src.0 + u*LANES + fx` lie inside `src.1`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn row3x3<V: Simd, const U: usize>(
+    job: &Job<'_>,
+    wv: &[V; 9],
+    b: V,
+    src: Option<(*const f32, &[f32])>,
+    lanes: &[[(usize, usize); 3]; U],
+    i: usize,
+    ox: usize,
+    out: &mut [f32],
+    acc: [&mut [V; U]; 3],
+) {
+    let [top, mid, low] = acc;
+    if let Some((src, _)) = src {
+        // Written out per vector with constant indices (U <= 4), so the
+        // accumulators stay in registers.
         for fx in 0..3 {
-            for u in 0..U {
-                // SAFETY: as above; the ISA is supported (caller's contract).
-                unsafe {
-                    let v = V::load(src.add(i * pitch + u * l + fx));
-                    for (f, accs) in acc.iter_mut().enumerate() {
-                        accs[u] = V::mul_add(v, wv[f * 3 + fx], accs[u]);
+            for u in 0..4 {
+                if u < U {
+                    // SAFETY: lanes[u][fx] of this vector lie inside the row
+                    // (the caller's contract); the ISA is supported.
+                    unsafe {
+                        let (lo, hi) = lanes[u][fx];
+                        let p = src.wrapping_add(u * V::LANES + fx);
+                        let v = if lo == 0 && hi == V::LANES { V::load(p) } else { V::load_lanes(p, lo, hi) };
+                        top[u] = V::mul_add(v, wv[fx], top[u]);
+                        mid[u] = V::mul_add(v, wv[3 + fx], mid[u]);
+                        low[u] = V::mul_add(v, wv[6 + fx], low[u]);
                     }
                 }
             }
         }
-        if i >= 2 {
-            // SAFETY: output row i - 2 < OH; forwarded from the caller.
-            unsafe { store_row::<V, U>(job, &acc[2], i - 2, ox, out) };
-        }
-        acc = [[b; U], acc[0], acc[1]];
     }
+    if i >= 2 {
+        // SAFETY: output row i - 2 < OH; forwarded from the caller.
+        unsafe { store_row::<V, U>(job, low, i - 2, ox, out) };
+    }
+    *low = [b; U];
 }
 
 /// Clamps and stores `U` vectors at output (oy, ox); a row's last partial
@@ -273,9 +363,7 @@ unsafe fn store_row<V: Simd, const U: usize>(job: &Job<'_>, acc: &[V; U], oy: us
             if x0 + l <= g.ow {
                 a.store(row[x0..x0 + l].as_mut_ptr());
             } else if x0 < g.ow {
-                let mut t = [0.0f32; MAX_LANES];
-                a.store(t.as_mut_ptr());
-                row[x0..].copy_from_slice(&t[..g.ow - x0]);
+                a.store_partial(row[x0..].as_mut_ptr(), g.ow - x0);
             }
         }
     }
@@ -364,12 +452,10 @@ unsafe fn body<V: Simd, const UNIT: bool>(job: &mut Job<'_>) {
 /// As for [`body`].
 #[inline(always)]
 unsafe fn dispatch<V: Simd>(job: &mut Job<'_>) {
-    // SAFETY: forwarded from the caller.
     let g = &job.g;
-    let unit = g.stride == [1, 1] && g.dilation == [1, 1];
     // SAFETY: forwarded from the caller (`body3x3` only on its geometry).
     unsafe {
-        if unit && (g.fh, g.fw) == (3, 3) {
+        if is_unit_3x3(g) {
             body3x3::<V>(job)
         } else if g.stride[1] == 1 {
             body::<V, true>(job)

@@ -36,6 +36,44 @@ pub(crate) unsafe trait Simd: Copy {
     /// The CPU supports the ISA.
     unsafe fn clamp(self, lo: f32, hi: f32) -> Self;
 
+    /// Loads lanes `lo..hi` from `p + lo..p + hi`, zero in the others,
+    /// touching no memory outside them. The default goes through the
+    /// stack; ISAs with masked loads override it.
+    ///
+    /// # Safety
+    /// The CPU supports the ISA, `lo <= hi <= LANES`, and the floats at
+    /// `p + lo .. p + hi` are readable (`p` itself may lie outside memory).
+    #[inline(always)]
+    unsafe fn load_lanes(p: *const f32, lo: usize, hi: usize) -> Self {
+        if lo == 0 && hi == Self::LANES {
+            // SAFETY: all LANES floats at p are readable (the contract).
+            return unsafe { Self::load(p) };
+        }
+        let mut t = [0.0f32; MAX_LANES];
+        for (k, x) in t.iter_mut().enumerate().take(hi).skip(lo) {
+            // SAFETY: lo <= k < hi, readable by the contract.
+            *x = unsafe { *p.wrapping_add(k) };
+        }
+        // SAFETY: t holds MAX_LANES >= LANES floats.
+        unsafe { Self::load(t.as_ptr()) }
+    }
+
+    /// Stores the first `len < LANES` lanes at `p`, touching nothing past
+    /// them. The default goes through the stack; ISAs with masked stores
+    /// override it.
+    ///
+    /// # Safety
+    /// The CPU supports the ISA and `p` reaches `len` writable floats.
+    #[inline(always)]
+    unsafe fn store_partial(self, p: *mut f32, len: usize) {
+        let mut t = [0.0f32; MAX_LANES];
+        // SAFETY: t holds MAX_LANES >= LANES floats; `len` writable at p.
+        unsafe {
+            self.store(t.as_mut_ptr());
+            std::ptr::copy_nonoverlapping(t.as_ptr(), p, len.min(Self::LANES));
+        }
+    }
+
     /// Loads `p[0], p[s], p[2s], ...`.
     ///
     /// # Safety
@@ -132,6 +170,16 @@ mod x86 {
             Avx2(unsafe { _mm256_fmadd_ps(a.0, b.0, c.0) })
         }
         #[inline(always)]
+        unsafe fn store_partial(self, p: *mut f32, len: usize) {
+            // Lane i is written where its mask element is negative.
+            // SAFETY: masked-off lanes are not written; the caller vouches
+            // for the first `len`.
+            unsafe {
+                let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(len as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+                _mm256_maskstore_ps(p, mask, self.0)
+            }
+        }
+        #[inline(always)]
         unsafe fn clamp(self, lo: f32, hi: f32) -> Self {
             // max/min return their second operand when either is NaN, so a
             // NaN in `self` passes through.
@@ -166,6 +214,27 @@ mod x86 {
         unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self {
             // SAFETY: the CPU has AVX-512F (caller's contract).
             Avx512(unsafe { _mm512_fmadd_ps(a.0, b.0, c.0) })
+        }
+        #[inline(always)]
+        unsafe fn store_partial(self, p: *mut f32, len: usize) {
+            // SAFETY: masked-off lanes are not written; the caller vouches
+            // for the first `len`.
+            unsafe { _mm512_mask_storeu_ps(p, ((1u32 << len) - 1) as __mmask16, self.0) }
+        }
+        #[inline(always)]
+        unsafe fn load_lanes(p: *const f32, lo: usize, hi: usize) -> Self {
+            let mask = (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as __mmask16;
+            // SAFETY: masked-off lanes are not accessed. With lo > 0 an
+            // expanding load reads hi - lo floats from p + lo (readable by
+            // the contract) into lanes lo..hi, so no address below p + lo
+            // is formed for an access.
+            unsafe {
+                if lo == 0 {
+                    Avx512(_mm512_maskz_loadu_ps(mask, p))
+                } else {
+                    Avx512(_mm512_maskz_expandloadu_ps(mask, p.wrapping_add(lo)))
+                }
+            }
         }
         #[inline(always)]
         unsafe fn clamp(self, lo: f32, hi: f32) -> Self {

@@ -62,5 +62,5 @@ kernel_shell!(
     /// AVX2 6x16 microkernel: 12 `ymm` accumulators, 2 for the B step and 1
     /// for the broadcast A element fill 15 of the 16 registers (the classic
     /// Haswell tile; 2 FMAs/cycle x 5 cycles latency needs >= 10 chains).
-    sgemm_6x16_avx2, sgemm_6x16_avx2_strided, sgemm_6x16_avx2_offsets, Avx2, "avx2,fma", 6, 2, 16
+    sgemm_6x16_avx2, sgemm_6x16_avx2_strided, sgemm_6x16_avx2_offsets, sgemm_6x16_avx2_gathered, Avx2, "avx2,fma", 6, 2, 16
 );

@@ -89,5 +89,5 @@ kernel_shell!(
     /// (128,784,1152): 6x64 204 / 88 / 163 / 186; 8x32 197 / 84 / 140 / 179;
     /// 12x32 194 / 84 / 137 / 162; 14x32 180 / 79 / 138 / 172; 28x16 173 /
     /// 79 / 102 / 163.
-    sgemm_6x64_avx512, sgemm_6x64_avx512_strided, sgemm_6x64_avx512_offsets, Avx512, "avx512f,avx2,fma", 6, 4, 64
+    sgemm_6x64_avx512, sgemm_6x64_avx512_strided, sgemm_6x64_avx512_offsets, sgemm_6x64_avx512_gathered, Avx512, "avx512f,avx2,fma", 6, 4, 64
 );

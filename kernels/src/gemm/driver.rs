@@ -375,7 +375,13 @@ pub struct PackedA {
 impl PackedA {
     /// Packs `a` for `gemm`'s kernel and KC.
     pub fn new(gemm: &Gemm, a: MatRef<'_>) -> PackedA {
-        let (m, k, mr, kc) = (a.rows(), a.cols(), gemm.kernel.mr, gemm.kc);
+        PackedA::with_width(gemm, a, gemm.kernel.mr)
+    }
+
+    /// Packs `a` in panels `width` rows wide. With `width = NR` the panels
+    /// of `a` are those of B = `a` transposed: the layout of packed B.
+    pub fn with_width(gemm: &Gemm, a: MatRef<'_>, width: usize) -> PackedA {
+        let (m, k, mr, kc) = (a.rows(), a.cols(), width, gemm.kc);
         let panels = m.div_ceil(mr);
         let mut data = Buf::new(64);
         data.resize(panels * mr * k, 0.0);
@@ -398,7 +404,7 @@ impl PackedA {
     pub fn kc(&self) -> usize {
         self.kc
     }
-    /// The MR it was packed for.
+    /// The panel width it was packed for (MR, or NR for a transposed B).
     pub fn mr(&self) -> usize {
         self.mr
     }

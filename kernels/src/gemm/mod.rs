@@ -97,6 +97,71 @@ pub type OffsetKernelFn = unsafe fn(
     tile: &TileEpilogue,
 );
 
+/// A microkernel reading A's rows at gathered addresses: row i's step p at
+/// `rows[i] + offsets[p]`, and B as a packed `kc x NR` panel. Implicit
+/// convolution with output channels in the vector lanes uses it: each A row
+/// is one output pixel, each step one filter tap ([`crate::implicit`]).
+///
+/// # Safety
+/// `rows` holds MR pointers and `offsets` `kc` entries, and for every
+/// `i < MR` (all MR, even when `m < MR`) and `p < kc` the float at
+/// `rows[i] + offsets[p]` is readable; B, C and the epilogue as for
+/// [`KernelFn`].
+pub type GatherKernelFn = unsafe fn(
+    kc: usize,
+    rows: *const *const f32,
+    offsets: *const u32,
+    b: *const f32,
+    c: *mut f32,
+    rs_c: usize,
+    cs_c: usize,
+    m: usize,
+    n: usize,
+    tile: &TileEpilogue,
+);
+
+/// Where a microkernel finds A's element (i, p): packed, strided and
+/// gathered A share one body.
+pub(crate) trait ASteps: Copy {
+    /// Element (i, p).
+    ///
+    /// # Safety
+    /// `i < MR` and `p < kc` of the kernel, whose contract makes it readable.
+    unsafe fn at(self, i: usize, p: usize) -> f32;
+}
+
+/// Element (i, p) at `a + i * rs + p * cs` (a packed panel: `(1, MR)`).
+#[derive(Clone, Copy)]
+pub(crate) struct StridedA {
+    pub a: *const f32,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl ASteps for StridedA {
+    #[inline(always)]
+    unsafe fn at(self, i: usize, p: usize) -> f32 {
+        // SAFETY: inside A by the kernel contract (see the trait).
+        unsafe { *self.a.add(i * self.rs + p * self.cs) }
+    }
+}
+
+/// Element (i, p) at `rows[i] + offsets[p]`.
+#[derive(Clone, Copy)]
+pub(crate) struct GatheredA {
+    pub rows: *const *const f32,
+    pub offsets: *const u32,
+}
+
+impl ASteps for GatheredA {
+    #[inline(always)]
+    unsafe fn at(self, i: usize, p: usize) -> f32 {
+        // SAFETY: `rows` holds MR pointers, `offsets` kc entries, and each
+        // sum is readable, by the contract of `GatherKernelFn`.
+        unsafe { *(*self.rows.add(i)).add(*self.offsets.add(p) as usize) }
+    }
+}
+
 /// Where a microkernel finds B's step p: the one thing the packed, strided
 /// and offset-table kernels differ in, so they share one body.
 pub(crate) trait BSteps: Copy {

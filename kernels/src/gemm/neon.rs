@@ -66,5 +66,5 @@ kernel_shell!(
     /// NEON 12x8 microkernel: 24 accumulators, 2 for the B step and the
     /// broadcast A element fit the 32 `q` registers. Chosen by register
     /// count (no aarch64 hardware to measure on; it runs under qemu).
-    sgemm_12x8_neon, sgemm_12x8_neon_strided, sgemm_12x8_neon_offsets, Neon, "neon", 12, 2, 8
+    sgemm_12x8_neon, sgemm_12x8_neon_strided, sgemm_12x8_neon_offsets, sgemm_12x8_neon_gathered, Neon, "neon", 12, 2, 8
 );

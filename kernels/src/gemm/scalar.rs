@@ -3,7 +3,7 @@
 //! target feature.
 
 use super::epilogue::{TileEpilogue, store_tile};
-use super::{BSteps, OffsetB, StridedB};
+use super::{ASteps, BSteps, GatheredA, OffsetB, StridedA, StridedB};
 
 /// Generic body for any `MR x NR`, A read through strides and B's steps
 /// where `b` says, as in the SIMD body.
@@ -13,11 +13,9 @@ use super::{BSteps, OffsetB, StridedB};
 /// [`crate::gemm::OffsetKernelFn`]) for this `MR` and `NR`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)] // the BLIS kernel contract, see StridedKernelFn
-unsafe fn body<B: BSteps, const MR: usize, const NR: usize>(
+unsafe fn body<A: ASteps, B: BSteps, const MR: usize, const NR: usize>(
     kc: usize,
-    a: *const f32,
-    rs_a: usize,
-    cs_a: usize,
+    a: A,
     b: B,
     c: *mut f32,
     rs_c: usize,
@@ -28,11 +26,11 @@ unsafe fn body<B: BSteps, const MR: usize, const NR: usize>(
 ) {
     let mut acc = [[0.0f32; NR]; MR];
     for p in 0..kc {
-        // SAFETY: step p of A's MR rows and of B's NR columns is readable.
-        let (ap, bp) = unsafe { (a.add(p * cs_a), b.step(p)) };
+        // SAFETY: step p of B's NR columns is readable.
+        let bp = unsafe { b.step(p) };
         for (i, row) in acc.iter_mut().enumerate() {
-            // SAFETY: i < MR, inside step p of A.
-            let ai = unsafe { *ap.add(i * rs_a) };
+            // SAFETY: i < MR, p < kc: readable by the kernel contract.
+            let ai = unsafe { a.at(i, p) };
             for (j, x) in row.iter_mut().enumerate() {
                 // SAFETY: j < NR, inside step p of the B panel.
                 *x += ai * unsafe { *bp.add(j) };
@@ -60,7 +58,7 @@ pub unsafe fn sgemm_4x8_scalar(
     t: &TileEpilogue,
 ) {
     // SAFETY: forwarded from the caller; packed panels have these strides.
-    unsafe { body::<_, 4, 8>(kc, a, 1, 4, StridedB { b, rs: 8 }, c, rs_c, cs_c, m, n, t) }
+    unsafe { body::<_, _, 4, 8>(kc, StridedA { a, rs: 1, cs: 4 }, StridedB { b, rs: 8 }, c, rs_c, cs_c, m, n, t) }
 }
 
 /// [`sgemm_4x8_scalar`] reading A and B through strides.
@@ -83,7 +81,9 @@ pub unsafe fn sgemm_4x8_scalar_strided(
     t: &TileEpilogue,
 ) {
     // SAFETY: forwarded from the caller.
-    unsafe { body::<_, 4, 8>(kc, a, rs_a, cs_a, StridedB { b, rs: rs_b }, c, rs_c, cs_c, m, n, t) }
+    unsafe {
+        body::<_, _, 4, 8>(kc, StridedA { a, rs: rs_a, cs: cs_a }, StridedB { b, rs: rs_b }, c, rs_c, cs_c, m, n, t)
+    }
 }
 
 /// [`sgemm_4x8_scalar`] reading B's steps at a table of offsets.
@@ -104,7 +104,28 @@ pub unsafe fn sgemm_4x8_scalar_offsets(
     t: &TileEpilogue,
 ) {
     // SAFETY: forwarded from the caller; a packed A panel has these strides.
-    unsafe { body::<_, 4, 8>(kc, a, 1, 4, OffsetB { b, offsets }, c, rs_c, cs_c, m, n, t) }
+    unsafe { body::<_, _, 4, 8>(kc, StridedA { a, rs: 1, cs: 4 }, OffsetB { b, offsets }, c, rs_c, cs_c, m, n, t) }
+}
+
+/// [`sgemm_4x8_scalar`] reading A's rows at gathered addresses.
+///
+/// # Safety
+/// The contract of [`crate::gemm::GatherKernelFn`] with `MR = 4`, `NR = 8`.
+#[allow(clippy::too_many_arguments)] // the BLIS kernel contract, see GatherKernelFn
+pub unsafe fn sgemm_4x8_scalar_gathered(
+    kc: usize,
+    rows: *const *const f32,
+    offsets: *const u32,
+    b: *const f32,
+    c: *mut f32,
+    rs_c: usize,
+    cs_c: usize,
+    m: usize,
+    n: usize,
+    t: &TileEpilogue,
+) {
+    // SAFETY: forwarded from the caller; a packed B panel has this stride.
+    unsafe { body::<_, _, 4, 8>(kc, GatheredA { rows, offsets }, StridedB { b, rs: 8 }, c, rs_c, cs_c, m, n, t) }
 }
 
 /// The portable "vector" of one float: the peak probe's scalar baseline.

@@ -2,8 +2,8 @@
 //! vector trait; each ISA module implements [`Simd`] and wraps [`body`] in
 //! thin `#[target_feature]` shells, which is where the intrinsics inline.
 
-use super::BSteps;
 use super::epilogue::{TileEpilogue, store_tile};
+use super::{ASteps, BSteps};
 
 /// The vector operations the microkernel needs. Every method is
 /// `#[inline(always)]` in its implementation, so it compiles with the target
@@ -69,11 +69,13 @@ pub(crate) unsafe trait Simd {
 /// (`NR = NV * LANES`), one B step loaded as `NV` vectors, each A element
 /// broadcast, then the epilogue applied in registers.
 ///
-/// A's element (i, p) is read at `a + i*rs_a + p*cs_a` and B's step p (NR
-/// contiguous floats) where `b` says: a packed panel is `(1, MR)` and
-/// stride `NR`, the driver passes the source matrix's own strides where
-/// packing would cost more than it saves ([`StridedKernelFn`](crate::gemm::StridedKernelFn)),
-/// and implicit convolution a table of offsets ([`OffsetKernelFn`](crate::gemm::OffsetKernelFn)).
+/// A's element (i, p) and B's step p (NR contiguous floats) are read where
+/// `a` and `b` say: packed panels have strides `(1, MR)` and `NR`, the
+/// driver passes the source matrix's own strides where packing would cost
+/// more than it saves ([`StridedKernelFn`](crate::gemm::StridedKernelFn)),
+/// and implicit convolution reads B at a table of offsets
+/// ([`OffsetKernelFn`](crate::gemm::OffsetKernelFn)) or A at gathered rows
+/// ([`GatherKernelFn`](crate::gemm::GatherKernelFn)).
 ///
 /// With row-major C (`cs_c == 1`) the epilogue runs on the vectors and
 /// stores them straight to C, with partial vectors for a partial last
@@ -86,11 +88,9 @@ pub(crate) unsafe trait Simd {
 /// `NR == NV * S::LANES`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)] // the BLIS kernel contract, see StridedKernelFn
-pub(crate) unsafe fn body<S: Simd, B: BSteps, const MR: usize, const NV: usize, const NR: usize>(
+pub(crate) unsafe fn body<S: Simd, A: ASteps, B: BSteps, const MR: usize, const NV: usize, const NR: usize>(
     kc: usize,
-    a: *const f32,
-    rs_a: usize,
-    cs_a: usize,
+    a: A,
     b: B,
     c: *mut f32,
     rs_c: usize,
@@ -106,13 +106,13 @@ pub(crate) unsafe fn body<S: Simd, B: BSteps, const MR: usize, const NV: usize, 
         let mut acc = [[S::zero(); NV]; MR];
         for p in 0..kc {
             // Step p: NR floats of B, column p of A's MR rows.
-            let (bp, ap) = (b.step(p), a.add(p * cs_a));
+            let bp = b.step(p);
             let mut bv = [S::zero(); NV];
             for (v, x) in bv.iter_mut().enumerate() {
                 *x = S::load(bp.add(v * S::LANES));
             }
             for (i, row) in acc.iter_mut().enumerate() {
-                let ai = S::splat(*ap.add(i * rs_a));
+                let ai = S::splat(a.at(i, p));
                 for (x, &bj) in row.iter_mut().zip(&bv) {
                     *x = S::fmadd(ai, bj, *x);
                 }
@@ -188,12 +188,14 @@ unsafe fn load_n<S: Simd>(p: *const f32, len: usize) -> S::V {
     unsafe { if len == S::LANES { S::load(p) } else { S::load_partial(p, len) } }
 }
 
-/// Declares the three `#[target_feature]` shells around [`body`] for one
+/// Declares the four `#[target_feature]` shells around [`body`] for one
 /// tile: the [`crate::gemm::KernelFn`] over packed panels, the
-/// [`crate::gemm::StridedKernelFn`] over any A and row-contiguous B, and the
-/// [`crate::gemm::OffsetKernelFn`] over a packed A and B rows at offsets.
+/// [`crate::gemm::StridedKernelFn`] over any A and row-contiguous B, the
+/// [`crate::gemm::OffsetKernelFn`] over a packed A and B rows at offsets,
+/// and the [`crate::gemm::GatherKernelFn`] over gathered A rows and a
+/// packed B.
 macro_rules! kernel_shell {
-    ($(#[$doc:meta])* $name:ident, $strided:ident, $offsets:ident, $simd:ty, $features:literal, $mr:literal, $nv:literal, $nr:literal) => {
+    ($(#[$doc:meta])* $name:ident, $strided:ident, $offsets:ident, $gathered:ident, $simd:ty, $features:literal, $mr:literal, $nv:literal, $nr:literal) => {
         $(#[$doc])*
         ///
         /// # Safety
@@ -215,8 +217,8 @@ macro_rules! kernel_shell {
             // with these features (the registry's ISA check); packed panels
             // have these strides.
             unsafe {
-                let b = $crate::gemm::StridedB { b, rs: $nr };
-                $crate::gemm::simd::body::<$simd, _, $mr, $nv, $nr>(kc, a, 1, $mr, b, c, rs_c, cs_c, m, n, t)
+                let (a, b) = ($crate::gemm::StridedA { a, rs: 1, cs: $mr }, $crate::gemm::StridedB { b, rs: $nr });
+                $crate::gemm::simd::body::<$simd, _, _, $mr, $nv, $nr>(kc, a, b, c, rs_c, cs_c, m, n, t)
             }
         }
 
@@ -244,8 +246,8 @@ macro_rules! kernel_shell {
             // SAFETY: forwarded from the caller, who runs this only on a CPU
             // with these features (the registry's ISA check).
             unsafe {
-                let b = $crate::gemm::StridedB { b, rs: rs_b };
-                $crate::gemm::simd::body::<$simd, _, $mr, $nv, $nr>(kc, a, rs_a, cs_a, b, c, rs_c, cs_c, m, n, t)
+                let (a, b) = ($crate::gemm::StridedA { a, rs: rs_a, cs: cs_a }, $crate::gemm::StridedB { b, rs: rs_b });
+                $crate::gemm::simd::body::<$simd, _, _, $mr, $nv, $nr>(kc, a, b, c, rs_c, cs_c, m, n, t)
             }
         }
 
@@ -272,8 +274,36 @@ macro_rules! kernel_shell {
             // with these features (the registry's ISA check); a packed A
             // panel has these strides.
             unsafe {
-                let b = $crate::gemm::OffsetB { b, offsets };
-                $crate::gemm::simd::body::<$simd, _, $mr, $nv, $nr>(kc, a, 1, $mr, b, c, rs_c, cs_c, m, n, t)
+                let (a, b) = ($crate::gemm::StridedA { a, rs: 1, cs: $mr }, $crate::gemm::OffsetB { b, offsets });
+                $crate::gemm::simd::body::<$simd, _, _, $mr, $nv, $nr>(kc, a, b, c, rs_c, cs_c, m, n, t)
+            }
+        }
+
+        #[doc = concat!("[`", stringify!($name), "`] reading A's rows at gathered addresses.")]
+        ///
+        /// # Safety
+        /// The contract of [`crate::gemm::GatherKernelFn`] for this tile, on
+        /// a CPU with the kernel's target features.
+        #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)] // the BLIS kernel contract, see GatherKernelFn
+        pub unsafe fn $gathered(
+            kc: usize,
+            rows: *const *const f32,
+            offsets: *const u32,
+            b: *const f32,
+            c: *mut f32,
+            rs_c: usize,
+            cs_c: usize,
+            m: usize,
+            n: usize,
+            t: &$crate::gemm::TileEpilogue,
+        ) {
+            // SAFETY: forwarded from the caller, who runs this only on a CPU
+            // with these features (the registry's ISA check); a packed B
+            // panel has this stride.
+            unsafe {
+                let (a, b) = ($crate::gemm::GatheredA { rows, offsets }, $crate::gemm::StridedB { b, rs: $nr });
+                $crate::gemm::simd::body::<$simd, _, _, $mr, $nv, $nr>(kc, a, b, c, rs_c, cs_c, m, n, t)
             }
         }
     };
