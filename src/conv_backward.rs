@@ -27,6 +27,7 @@ use receptive_kernels::gemm::{ASource, Bias, Epilogue, Gemm, PackedA};
 use receptive_kernels::im2col::Geometry;
 use receptive_kernels::im2col_t::Im2colT;
 use receptive_kernels::implicit::Band;
+use receptive_kernels::transpose::transpose;
 use receptive_kernels::wgrad::WgradKernel;
 
 use crate::activation::Activation;
@@ -685,23 +686,17 @@ fn weights_from_bands(
             }
         });
     }
-    // Each block's dW^T (its taps x K/groups) into dW's rows, in TILE x
-    // TILE tiles: the tile's lines of dW^T stay in L1 while each row of
-    // dW gets TILE contiguous floats.
-    const TILE: usize = 16;
-    let cols = cg * taps;
+    // Each block's dW^T (its taps x K/groups) into dW's columns, a few
+    // rows of dW per task.
+    const ROWS: usize = 16;
+    let (cols, isa) = (cg * taps, crate::active_isa());
     let mut dw = vec![0.0; p.weight_count()];
     dw.par_chunks_mut(kg * cols).enumerate().for_each(|(g, dwg)| {
-        dwg.par_chunks_mut(TILE * cols).enumerate().for_each(|(i, rows)| {
+        dwg.par_chunks_mut(ROWS * cols).enumerate().for_each(|(i, rows)| {
+            let n_rows = rows.len() / cols;
+            let mut dst = MatMut::new(rows, n_rows, cols, cols, 1).expect("rows of dW_g");
             for (b, t) in tasks[g * blocks * parts..(g + 1) * blocks * parts].iter().step_by(parts).enumerate() {
-                let m = t.ct.len() / kg;
-                for j0 in (0..m).step_by(TILE) {
-                    let jn = TILE.min(m - j0);
-                    for (kk, row) in rows.chunks_exact_mut(cols).enumerate() {
-                        let src = t.ct[j0 * kg + i * TILE + kk..].iter().step_by(kg);
-                        row[b * cb * taps + j0..][..jn].iter_mut().zip(src).for_each(|(d, v)| *d = *v);
-                    }
-                }
+                transpose(isa, &t.ct[i * ROWS..], t.ct.len() / kg, n_rows, kg, &mut dst, b * cb * taps);
             }
         });
     });

@@ -16,6 +16,8 @@
 
 use crate::gemm::simd::Simd;
 use crate::isa::Isa;
+use crate::transpose::transpose;
+use crate::view::MatMut;
 
 /// `C[m x n] (+)= A * B` over `kc` steps: A's element `(i, p)` (row `i <
 /// m`) is at `a + rows[i] + steps[p]`, B a packed `kc x NR` panel (step p
@@ -318,50 +320,6 @@ unsafe fn wgrad_4x8_scalar(
     unsafe { body::<Scalar, 4, 8, 8>(kc, a, rows, steps, b, c, rs_c, m, n, load_c) }
 }
 
-/// Writes the transpose of the 16 x 16 block whose row `i` is the 16
-/// floats at `src + i*rs_src` to rows `dst + j*rs_dst`.
-///
-/// # Safety
-/// The CPU has AVX-512F; the 16 rows of 16 floats at `src` are readable
-/// and those at `dst` writable.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn transpose16_avx512(src: *const f32, rs_src: usize, dst: *mut f32, rs_dst: usize) {
-    use std::arch::x86_64::*;
-    // SAFETY: loads and stores inside the blocks the caller vouches for;
-    // the rest is register-only.
-    unsafe {
-        let r: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(src.add(i * rs_src)));
-        // Pairs of rows interleaved by floats, then by float pairs: u[4i+j]
-        // holds, in its 128-bit lane L, column 4L+j of rows 4i..4i+4.
-        let mut t = [_mm512_setzero_ps(); 16];
-        for i in 0..8 {
-            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-        }
-        let pd = _mm512_castps_pd;
-        let mut u = [_mm512_setzero_ps(); 16];
-        for i in 0..4 {
-            let (a, b, c, d) = (pd(t[4 * i]), pd(t[4 * i + 1]), pd(t[4 * i + 2]), pd(t[4 * i + 3]));
-            u[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-            u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-            u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-            u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-        }
-        // Column 4L+j gathers lane L of u[j], u[4+j], u[8+j], u[12+j].
-        for j in 0..4 {
-            let v0 = _mm512_shuffle_f32x4::<0x88>(u[j], u[4 + j]);
-            let v1 = _mm512_shuffle_f32x4::<0xDD>(u[j], u[4 + j]);
-            let w0 = _mm512_shuffle_f32x4::<0x88>(u[8 + j], u[12 + j]);
-            let w1 = _mm512_shuffle_f32x4::<0xDD>(u[8 + j], u[12 + j]);
-            _mm512_storeu_ps(dst.add(j * rs_dst), _mm512_shuffle_f32x4::<0x88>(v0, w0));
-            _mm512_storeu_ps(dst.add((4 + j) * rs_dst), _mm512_shuffle_f32x4::<0x88>(v1, w1));
-            _mm512_storeu_ps(dst.add((8 + j) * rs_dst), _mm512_shuffle_f32x4::<0xDD>(v0, w0));
-            _mm512_storeu_ps(dst.add((12 + j) * rs_dst), _mm512_shuffle_f32x4::<0xDD>(v1, w1));
-        }
-    }
-}
-
 /// The portable dot-product kernel.
 ///
 /// # Safety
@@ -439,41 +397,13 @@ impl WgradKernel {
         let nr = self.nr;
         assert!(kn <= nr && p0 + len <= plane && dy.len() >= kn * plane, "pixels outside dY");
         assert!(dst.len() >= len * nr, "panel too short");
-        // Whole 16 x 16 blocks by vector transposes, where the ISA has them.
-        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
-        let mut done = 0;
-        #[cfg(target_arch = "x86_64")]
-        if self.isa == Isa::Avx512 && kn == nr {
-            assert!(self.isa.supported(), "{} needs a CPU with {}", self.name, self.isa);
-            done = len / 16 * 16;
-            for q0 in (0..done).step_by(16) {
-                for k0 in (0..kn).step_by(16) {
-                    // SAFETY: the CPU has AVX-512F (asserted); rows
-                    // k0..k0+16 <= kn of dY hold pixels p0+q0..+16 <= p0+len
-                    // <= plane, and the panel holds pixels q0..q0+16 <= len
-                    // of NR (a multiple of 16) floats.
-                    unsafe {
-                        transpose16_avx512(
-                            dy[k0 * plane + p0 + q0..].as_ptr(),
-                            plane,
-                            dst[q0 * nr + k0..].as_mut_ptr(),
-                            nr,
-                        )
-                    };
-                }
-            }
+        if len == 0 || kn == 0 {
+            return;
         }
-        // The rest a few pixels at a time: their lines of each plane stay
-        // in L1 while the panel is written in order.
-        for q0 in (done..len).step_by(16) {
-            let qn = 16.min(len - q0);
-            for (q, out) in dst[q0 * nr..(q0 + qn) * nr].chunks_exact_mut(nr).enumerate() {
-                let at = p0 + q0 + q;
-                for (kk, o) in out[..kn].iter_mut().enumerate() {
-                    *o = dy[kk * plane + at];
-                }
-                out[kn..].fill(0.0);
-            }
+        let mut panel = MatMut::new(&mut dst[..len * nr], len, nr, nr, 1).expect("len x NR panel");
+        transpose(self.isa, &dy[p0..], kn, len, plane, &mut panel, 0);
+        if kn < nr {
+            dst[..len * nr].chunks_exact_mut(nr).for_each(|row| row[kn..].fill(0.0));
         }
     }
 
