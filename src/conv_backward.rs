@@ -1,19 +1,40 @@
-//! The convolution backward passes: gradients with respect to the input
-//! (GEMM of the transposed weights with dY, then a tiled col2im), the
-//! weights (dY times the transposed im2col gather, reduced in a fixed order)
-//! and the bias.
+//! The convolution backward passes: gradients with respect to the input,
+//! the weights and the bias.
+//!
+//! * **Input gradient**: with stride 1, the forward convolution of dY with
+//!   the weights flipped and transposed per group (the forward plan, so the
+//!   implicit GEMM); with a stride, one such convolution per stride phase
+//!   of dX (`phases`). Layers with few input channels per group (whose GEMM
+//!   rows would be mostly empty) run a GEMM of the transposed weights with
+//!   dY and a tiled col2im instead, as does any shape the phases would not
+//!   cover.
+//! * **Weight gradient**: `dW^T = im2col(X) * dY^T` read in place from
+//!   bands of padded input rows with dY packed transposed
+//!   ([`receptive_kernels::wgrad`]); depthwise layers as dot products over
+//!   a band; small images (more filters than pixels) by a GEMM over the
+//!   transposed im2col gather. Every split of the work is fixed by the
+//!   thread count and summed in a fixed order.
+
+mod phases;
 
 use std::cell::RefCell;
+use std::ops::Range;
 
 use rayon::prelude::*;
 use receptive_kernels::MatMut;
 use receptive_kernels::col2im::{PatchGeometry, col2im_add, correlate_plane_add, scatter_plane_add};
 use receptive_kernels::gemm::{ASource, Bias, Epilogue, Gemm, PackedA};
+use receptive_kernels::im2col::Geometry;
 use receptive_kernels::im2col_t::Im2colT;
+use receptive_kernels::implicit::Band;
+use receptive_kernels::transpose::transpose;
+use receptive_kernels::wgrad::WgradKernel;
 
+use crate::activation::Activation;
+use crate::conv::Conv2dPlan;
 use crate::error::{Error, Result, check_len};
 use crate::gemm::active_gemm;
-use crate::params::Conv2dParams;
+use crate::params::{Conv2dParams, Padding};
 use crate::reference::check_dy_shape;
 use receptive_kernels::MatRef;
 
@@ -38,6 +59,24 @@ fn geometry(p: &Conv2dParams, input: [usize; 2], output: [usize; 2]) -> PatchGeo
 thread_local! {
     /// Per-thread column tile, reused across tasks and calls.
     static COLS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// The weight gradient's buffers (bands, packed dY, partial sums),
+    /// kept by the calling thread between calls: fresh ones of this size
+    /// cost page faults and zeroing every call. They stay until the thread
+    /// ends: about one image of dY, the gradient and a band per task.
+    static WGRAD_SCRATCH: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer of `len` floats from the calling thread's scratch (contents
+/// unspecified: callers write before they read).
+fn scratch(len: usize) -> Vec<f32> {
+    let mut v = WGRAD_SCRATCH.with(|s| s.borrow_mut().pop()).unwrap_or_default();
+    v.resize(len, 0.0);
+    v
+}
+
+/// Returns buffers to the calling thread's scratch.
+fn unscratch(bufs: impl IntoIterator<Item = Vec<f32>>) {
+    WGRAD_SCRATCH.with(|s| s.borrow_mut().extend(bufs));
 }
 
 /// The input gradient of a convolution with its transposed weights packed
@@ -61,11 +100,20 @@ pub struct Conv2dBackwardDataPlan {
     block: usize,
     blocks_per_group: usize,
     weights: Weights,
+    /// Added to every input-gradient channel (a transposed convolution's bias).
+    bias: Option<Vec<f32>>,
+    /// Strided layers: dX phase by phase as forward convolutions, tried
+    /// before the GEMM and col2im path (which is kept for a shape they
+    /// would not cover).
+    phases: Option<Box<phases::Phases>>,
 }
 
 /// The weights as the backward-data pass reads them.
 #[derive(Debug)]
 enum Weights {
+    /// Stride 1: dX is the forward convolution of dY with the weights
+    /// flipped and transposed, run by the forward plan (implicit GEMM).
+    Flipped(Box<Conv2dPlan>),
     /// `W_g^T` rows of each (group, channel block), group-major, for the GEMM.
     Packed(Vec<PackedA>),
     /// One input channel per group (depthwise): the filters as given, for
@@ -84,6 +132,18 @@ impl Conv2dBackwardDataPlan {
     /// assert!(Conv2dBackwardDataPlan::new(&p, &[0.0; 8 * 3 * 4]).is_err()); // weights of 2x2 filters
     /// ```
     pub fn new(params: &Conv2dParams, w: &[f32]) -> Result<Self> {
+        Self::with_bias(params, w, None, [0, 0])
+    }
+
+    /// [`new`](Self::new) for a transposed convolution: `bias` (one per
+    /// input channel of `params`) added to the result, whose planes are
+    /// `output_padding` larger than the forward input.
+    pub(crate) fn with_bias(
+        params: &Conv2dParams,
+        w: &[f32],
+        bias: Option<&[f32]>,
+        output_padding: [usize; 2],
+    ) -> Result<Self> {
         params.validate()?;
         check_len("weights", w.len(), &params.weight_shape())?;
         let gemm = active_gemm();
@@ -95,9 +155,21 @@ impl Conv2dBackwardDataPlan {
         let block = (BLOCK_ROWS / taps).clamp(1, cg.div_ceil(4).max(1));
         let blocks_per_group = cg.div_ceil(block);
         let block = cg.div_ceil(blocks_per_group);
+        let plan = |weights| Conv2dBackwardDataPlan {
+            params: *params,
+            gemm,
+            block,
+            blocks_per_group,
+            weights,
+            bias: bias.map(<[f32]>::to_vec),
+            phases: None,
+        };
+        if let Some(flipped) = flipped_conv(params, w, bias, output_padding)? {
+            return Ok(plan(Weights::Flipped(Box::new(flipped))));
+        }
+        let phases = phases::Phases::new(params, w, bias, output_padding)?.map(Box::new);
         if cg == 1 {
-            let weights = Weights::Direct(w.to_vec());
-            return Ok(Conv2dBackwardDataPlan { params: *params, gemm, block, blocks_per_group, weights });
+            return Ok(Conv2dBackwardDataPlan { phases, ..plan(Weights::Direct(w.to_vec())) });
         }
         let mut packed = Vec::with_capacity(params.groups * blocks_per_group);
         for g in 0..params.groups {
@@ -109,8 +181,7 @@ impl Conv2dBackwardDataPlan {
                 packed.push(PackedA::new(gemm, wt));
             }
         }
-        let weights = Weights::Packed(packed);
-        Ok(Conv2dBackwardDataPlan { params: *params, gemm, block, blocks_per_group, weights })
+        Ok(Conv2dBackwardDataPlan { phases, ..plan(Weights::Packed(packed)) })
     }
 
     /// The parameters the plan was built for.
@@ -141,23 +212,30 @@ impl Conv2dBackwardDataPlan {
         check_dy_shape(&self.params, x_shape, dy_shape)?;
         check_len("output gradient", dy.len(), &dy_shape)?;
         check_len("input gradient", dx.len(), &x_shape)?;
-        self.run_unchecked(dy, dy_shape, [x_shape[2], x_shape[3]], dx, None);
+        self.run_unchecked(dy, dy_shape, [x_shape[2], x_shape[3]], dx);
         Ok(())
     }
 
     /// The input gradient for a `dy` of `dy_shape` into a `dx` of planes
-    /// `input`, each channel starting from its `init` value (or zero). The
-    /// caller has checked the channels and lengths; the output plane may be
-    /// smaller than the forward output (transposed convolution with output
-    /// padding), taps outside it are skipped.
-    pub(crate) fn run_unchecked(
-        &self,
-        dy: &[f32],
-        dy_shape: [usize; 4],
-        input: [usize; 2],
-        dx: &mut [f32],
-        init: Option<&[f32]>,
-    ) {
+    /// `input`, each channel starting from its bias value (or zero). The
+    /// caller has checked the channels and lengths; the plane is the one
+    /// the plan was built for: the forward input, larger by the output
+    /// padding of a transposed convolution.
+    pub(crate) fn run_unchecked(&self, dy: &[f32], dy_shape: [usize; 4], input: [usize; 2], dx: &mut [f32]) {
+        if let Weights::Flipped(plan) = &self.weights {
+            let out = plan.output_shape(dy_shape);
+            debug_assert_eq!(
+                out,
+                Ok([dy_shape[0], self.params.in_channels, input[0], input[1]]),
+                "built for this plane"
+            );
+            plan.run(dy, dy_shape, dx).expect("the caller checked the shapes");
+            return;
+        }
+        if self.phases.as_ref().is_some_and(|ph| ph.run(dy, dy_shape, input, dx)) {
+            return;
+        }
+        let init = self.bias.as_deref();
         let p = &self.params;
         let [n, k, oh, ow] = dy_shape;
         let [_, cg, fh, fw] = p.weight_shape();
@@ -179,6 +257,7 @@ impl Conv2dBackwardDataPlan {
             let dyg = &dy[(img * k + g * kg) * pixels..];
             let packed = match &self.weights {
                 Weights::Packed(packed) => &packed[g * self.blocks_per_group + b],
+                Weights::Flipped(_) => unreachable!("run above"),
                 Weights::Direct(w) => {
                     dxb.fill(bias.map_or(0.0, |v| v[0]));
                     for (dyk, wk) in
@@ -221,6 +300,59 @@ impl Conv2dBackwardDataPlan {
     }
 }
 
+/// Fewest input channels per group for which the input gradient runs as
+/// forward convolutions: they are its output channels, the GEMM's rows, and
+/// fewer than a few microkernel tiles' worth waste most of each tile (the
+/// GEMM and col2im path has `C/groups * FH * FW` rows). Measured on Zen 5
+/// (r50_stem, C = 3, one thread): 95 GFLOP/s by phases, 113 by col2im.
+const FORWARD_MIN_CHANNELS: usize = 8;
+
+/// Whether the input gradient of `p` runs as forward convolutions: enough
+/// input channels per group, or depthwise (the forward depthwise kernel).
+fn by_forward(p: &Conv2dParams) -> bool {
+    let [k, cg, _, _] = p.weight_shape();
+    cg >= FORWARD_MIN_CHANNELS || (cg == 1 && k == p.groups && p.groups > 1)
+}
+
+/// For stride 1, the forward convolution that computes the input gradient:
+/// dY convolved with the weights flipped in both axes and transposed per
+/// group (`W'[c][k][i][j] = W[k][c][FH-1-i][FW-1-j]`), padded by
+/// `dilation*(F-1) - pad` on each side (plus the output padding after).
+/// `None` where a side's padding would be negative (more padding than the
+/// dilated filter) or the shape suits the GEMM and col2im path better
+/// ([`by_forward`]).
+fn flipped_conv(
+    p: &Conv2dParams,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    output_padding: [usize; 2],
+) -> Result<Option<Conv2dPlan>> {
+    let [k, cg, fh, fw] = p.weight_shape();
+    let kg = k / p.groups;
+    let reach = [p.dilation[0] * (fh - 1), p.dilation[1] * (fw - 1)];
+    let pad = |reach: usize, before: usize| reach.checked_sub(before);
+    let padding = (|| {
+        Some(Padding {
+            top: pad(reach[0], p.padding.top)?,
+            bottom: pad(reach[0], p.padding.bottom)? + output_padding[0],
+            left: pad(reach[1], p.padding.left)?,
+            right: pad(reach[1], p.padding.right)? + output_padding[1],
+        })
+    })();
+    let Some(padding) = padding.filter(|_| p.stride == [1, 1] && by_forward(p)) else { return Ok(None) };
+    let taps = fh * fw;
+    let mut flipped = vec![0.0; w.len()];
+    for (dst, c) in flipped.chunks_exact_mut(kg * taps).zip(0..) {
+        let (g, cl) = (c / cg, c % cg);
+        for (kk, d) in dst.chunks_exact_mut(taps).enumerate() {
+            let src = &w[((g * kg + kk) * cg + cl) * taps..][..taps];
+            d.iter_mut().zip(src.iter().rev()).for_each(|(d, s)| *d = *s);
+        }
+    }
+    let q = Conv2dParams { in_channels: k, out_channels: p.in_channels, stride: [1, 1], padding, strict: false, ..*p };
+    Ok(Some(Conv2dPlan::new(&q, &flipped, bias, Activation::None)?))
+}
+
 /// Gradient of [`conv2d`](crate::reference::conv2d) with respect to its
 /// input: `dy` has the forward output's shape for an input of `x_shape`, the
 /// result has `x_shape`. For repeated calls with the same weights build a
@@ -244,7 +376,7 @@ pub fn conv2d_backward_data(
     check_len("output gradient", dy.len(), &dy_shape)?;
     let plan = Conv2dBackwardDataPlan::new(p, w)?;
     let mut dx = vec![0.0; x_shape.iter().product()];
-    plan.run_unchecked(dy, dy_shape, [x_shape[2], x_shape[3]], &mut dx, None);
+    plan.run_unchecked(dy, dy_shape, [x_shape[2], x_shape[3]], &mut dx);
     Ok(dx)
 }
 
@@ -276,7 +408,23 @@ pub fn conv2d_backward_weights(x: &[f32], x_shape: [usize; 4], dy: &[f32], p: &C
     let (groups, kg, cols) = (p.groups, k / p.groups, cg * fh * fw);
     let (plane, pixels) = (h * w, oh * ow);
     let geom = geometry(p, [h, w], [oh, ow]);
+    let bands = Geometry {
+        c: cg,
+        h,
+        w,
+        fh,
+        fw,
+        stride: p.stride,
+        dilation: p.dilation,
+        pad_top: p.padding.top,
+        pad_left: p.padding.left,
+        oh,
+        ow,
+    };
     if cg == 1 {
+        if let Some(dw) = depthwise_weights(x, x_shape, dy, p, bands) {
+            return Ok(dw);
+        }
         // One input channel per group: each filter's taps are independent
         // dot products, summed over the images in order.
         let mut dw = vec![0.0f32; p.weight_count()];
@@ -289,29 +437,48 @@ pub fn conv2d_backward_weights(x: &[f32], x_shape: [usize; 4], dy: &[f32], p: &C
         });
         return Ok(dw);
     }
+    if let Some(dw) = weights_from_bands(x, x_shape, dy, p, bands) {
+        return Ok(dw);
+    }
     let group_len = kg * cols;
-    // Enough independent groups keep every thread busy; otherwise split the
-    // reduction over (image, pixel) into one part per thread.
+    // Enough independent groups keep every thread busy. Otherwise split
+    // each group's input channels (dW's columns, and the im2col^T panels
+    // each task gathers) into blocks where there are more filters than
+    // reduction steps (small images: partial sums of the whole gradient
+    // would cost more than the products), else the reduction over (image,
+    // pixel) into one part per thread.
     let threads = rayon::current_num_threads();
     let total = n * pixels;
-    let parts = if groups >= 2 * threads { 1 } else { threads.min(total) };
+    let split_chans = groups < 2 * threads && kg > total;
+    let parts = if groups >= 2 * threads || split_chans { 1 } else { threads.min(total) };
+    let block = if split_chans { cg.div_ceil((2 * threads).div_ceil(groups)) } else { cg };
+    let taps = fh * fw;
     let mut partial = vec![0.0f32; parts * groups * group_len];
     partial.par_chunks_mut(group_len).enumerate().for_each(|(i, dwg)| {
         let (part, g) = (i / groups, i % groups);
         let (start, end) = (part * total / parts, (part + 1) * total / parts);
-        let mut beta = 0.0;
-        let mut r = start;
-        while r < end {
-            let (img, p0) = (r / pixels, r % pixels);
-            let len = (pixels - p0).min(end - r);
-            let a =
-                MatRef::new(&dy[(img * k + g * kg) * pixels + p0..], kg, len, pixels, 1).expect("dY tile inside dY");
-            let b = Im2colT::new(&x[(img * c + g * cg) * plane..], geom, cg, p0, len);
-            let dst = MatMut::new(dwg, kg, cols, cols, 1).expect("dW_g is K/g x cols");
-            gemm.run(1.0, ASource::Strided(a), &b, beta, dst, &Epilogue::default());
-            beta = 1.0;
-            r += len;
+        let mut blocks = Vec::with_capacity(cg.div_ceil(block));
+        let mut rest = MatMut::new(dwg, kg, cols, cols, 1).expect("dW_g is K/g x cols");
+        for c0 in (0..cg).step_by(block) {
+            let chans = block.min(cg - c0);
+            let (left, right) = rest.split_at_col(chans * taps);
+            blocks.push((c0, chans, left));
+            rest = right;
         }
+        blocks.into_par_iter().for_each(|(c0, chans, mut dst)| {
+            let mut beta = 0.0;
+            let mut r = start;
+            while r < end {
+                let (img, p0) = (r / pixels, r % pixels);
+                let len = (pixels - p0).min(end - r);
+                let a = MatRef::new(&dy[(img * k + g * kg) * pixels + p0..], kg, len, pixels, 1)
+                    .expect("dY tile inside dY");
+                let b = Im2colT::new(&x[(img * c + g * cg + c0) * plane..], geom, chans, p0, len);
+                gemm.run(1.0, ASource::Strided(a), &b, beta, dst.rb_mut(), &Epilogue::default());
+                beta = 1.0;
+                r += len;
+            }
+        });
     });
     if parts == 1 {
         return Ok(partial);
@@ -328,6 +495,217 @@ pub fn conv2d_backward_weights(x: &[f32], x_shape: [usize; 4], dy: &[f32], p: &C
     });
     partial.truncate(len);
     Ok(partial)
+}
+
+/// Floats of one weight-gradient task's band of padded input rows (1 MiB,
+/// as the forward pass: the kernel reads a few rows of it at a time, and
+/// taller bands copy fewer halo rows).
+const WGRAD_BAND: usize = 256 << 10;
+
+/// Fewest output pixels per image for the band path. Measured on Zen 5
+/// (r50_3x3_512, 7x7, one thread): bands 3.0 ms, im2col^T GEMM 1.36 ms.
+const WGRAD_MIN_PIXELS: usize = 256;
+
+/// The weight gradient of a layer with one input channel per group: each
+/// filter's taps are dot products of its dY, laid on the grid of a band
+/// (zeros in the extra columns), with runs of the band
+/// ([`WgradKernel::dot`]), summed over the bands and images in order.
+/// `None` where no band is addressable.
+fn depthwise_weights(x: &[f32], x_shape: [usize; 4], dy: &[f32], p: &Conv2dParams, geom: Geometry) -> Option<Vec<f32>> {
+    let kernel = WgradKernel::for_isa(crate::active_isa());
+    let [n, c, h, w] = x_shape;
+    let [k, _, fh, fw] = p.weight_shape();
+    let (kg, taps, plane) = (k / p.groups, fh * fw, h * w);
+    let (oh, ow) = (geom.oh, geom.ow);
+    let pixels = oh * ow;
+    Band::new(geom, 1, 1)?;
+    let rows =
+        (2..=oh).take_while(|&r| Band::new(geom, r, 1).is_some_and(|b| b.len() <= WGRAD_BAND)).last().unwrap_or(1);
+    let band = Band::new(geom, rows, 1)?;
+    let grid_w = Band::grid_width(&geom);
+    let mut offsets = vec![0u32; taps];
+    band.taps(&mut offsets);
+    let mut dw = vec![0.0f32; p.weight_count()];
+    dw.par_chunks_mut(taps).enumerate().for_each(|(f, dwf)| {
+        let g = f / kg;
+        let (mut buf, mut grid) = (scratch(band.len()), scratch(rows * grid_w));
+        for img in 0..n {
+            let xp = &x[(img * c + g) * plane..][..plane];
+            let dyp = &dy[(img * k + f) * pixels..][..pixels];
+            for oy0 in (0..oh).step_by(rows) {
+                let r = rows.min(oh - oy0);
+                band.fill(xp, oy0, &mut buf);
+                for (i, row) in grid.chunks_exact_mut(grid_w).take(r).enumerate() {
+                    row[..ow].copy_from_slice(&dyp[(oy0 + i) * ow..][..ow]);
+                    row[ow..].fill(0.0);
+                }
+                kernel.dot(&buf, &offsets, &grid[..(r - 1) * grid_w + ow], dwf);
+            }
+        }
+        unscratch([buf, grid]);
+    });
+    Some(dw)
+}
+
+/// One weight-gradient task: a block of input channels of one group, its
+/// band and its share of `dW^T`, carried from image to image.
+struct WgradTask {
+    group: usize,
+    /// First channel of the block within its group.
+    c0: usize,
+    /// The output rows of every image this task sums over.
+    out_rows: Range<usize>,
+    band: Band,
+    /// Where each of the block's im2col rows starts in the band.
+    offsets: Vec<u32>,
+    buf: Vec<f32>,
+    steps: Vec<u32>,
+    /// `dW^T` of the block: its `chans * FH * FW` taps x `K/groups`.
+    ct: Vec<f32>,
+}
+
+/// The weight gradient read in place from bands of padded input rows (see
+/// [`receptive_kernels::wgrad`]), for `geom` (`c` the channels per group);
+/// `None` where no band is addressable, where the images are so small
+/// (under [`WGRAD_MIN_PIXELS`]) that the GEMM over im2col^T, whose
+/// reduction runs over the whole batch, does better than sweeping the
+/// gradient once per image, or where a group's output channels would fill
+/// too little of the kernel's NR columns.
+///
+/// Per image, dY is packed transposed once (shared by all tasks), then
+/// every task adds the image's share to its block of `dW^T`, band by band.
+/// Tasks are (group, channel block), with enough blocks for two per thread
+/// where there are enough channels, else (group, channel block, part of
+/// the output rows) with the parts summed in order at the end; each sums
+/// in an order that the split alone fixes, and the thread count fixes the
+/// split.
+fn weights_from_bands(
+    x: &[f32],
+    x_shape: [usize; 4],
+    dy: &[f32],
+    p: &Conv2dParams,
+    geom: Geometry,
+) -> Option<Vec<f32>> {
+    let kernel = WgradKernel::for_isa(crate::active_isa());
+    let [n, c, h, w] = x_shape;
+    let [k, cg, fh, fw] = p.weight_shape();
+    let (groups, kg, taps) = (p.groups, k / p.groups, fh * fw);
+    let (oh, ow, plane) = (geom.oh, geom.ow, h * w);
+    let pixels = oh * ow;
+    // Output channels fill the kernel's NR-wide panels (at least 80%).
+    if pixels < WGRAD_MIN_PIXELS || kg * 5 < kg.next_multiple_of(kernel.nr) * 4 {
+        return None;
+    }
+    let threads = rayon::current_num_threads();
+    let blocks = if threads > 1 { (2 * threads).div_ceil(groups).min(cg) } else { 1 };
+    let cb = cg.div_ceil(blocks);
+    let blocks = cg.div_ceil(cb);
+    // Too few channel blocks for the threads (a 3-channel stem): each
+    // block's output rows split into parts too, summed in order at the end.
+    let parts = if threads > 1 { (2 * threads).div_ceil(groups * blocks).min(oh) } else { 1 };
+    let block_geom = |chans| Geometry { c: chans, ..geom };
+    // 1x1 unit-stride unpadded: the input planes are the band.
+    let pointwise = taps == 1 && p.stride == [1, 1] && p.padding == Padding::uniform(0);
+    // The tallest band within the budget (one row at least).
+    Band::new(block_geom(cb), 1, 1)?;
+    let rows = if pointwise {
+        oh
+    } else {
+        (2..=oh)
+            .take_while(|&r| Band::new(block_geom(cb), r, 1).is_some_and(|b| b.len() <= WGRAD_BAND))
+            .last()
+            .unwrap_or(1)
+    };
+    let grid_w = Band::grid_width(&geom);
+    let chunk = kernel.chunk();
+    let nr = kernel.nr;
+    let mut tasks: Vec<WgradTask> = (0..groups * blocks * parts)
+        .map(|t| {
+            let (group, c0, part) = (t / (blocks * parts), (t / parts % blocks) * cb, t % parts);
+            let chans = cb.min(cg - c0);
+            let band = Band::new(block_geom(chans), rows, 1).expect("no larger than the band checked above");
+            let m = chans * taps;
+            let offsets: Vec<u32> = if pointwise {
+                (0..m).map(|j| (j * plane) as u32).collect()
+            } else {
+                let mut offsets = vec![0u32; m];
+                band.taps(&mut offsets);
+                offsets
+            };
+            let buf = scratch(if pointwise { 0 } else { band.len() });
+            let out_rows = part * oh / parts..(part + 1) * oh / parts;
+            let (steps, ct) = (Vec::with_capacity(chunk), scratch(m * kg));
+            WgradTask { group, c0, out_rows, band, offsets, buf, steps, ct }
+        })
+        .collect();
+    // dY^T of one image: per group, K/groups rounded up to NR-wide panels
+    // of every pixel.
+    let panel_len = pixels * nr;
+    let group_len = kg.div_ceil(nr) * panel_len;
+    let mut packed = scratch(groups * group_len);
+    const PACK_TILE: usize = 256;
+    for img in 0..n {
+        let dyi = &dy[img * k * pixels..][..k * pixels];
+        packed.par_chunks_mut(panel_len).enumerate().for_each(|(gp, panel)| {
+            let (g, k0) = (gp / kg.div_ceil(nr), (gp % kg.div_ceil(nr)) * nr);
+            let kn = nr.min(kg - k0);
+            let planes = &dyi[(g * kg + k0) * pixels..][..kn * pixels];
+            panel.par_chunks_mut(PACK_TILE * nr).enumerate().for_each(|(t, dst)| {
+                kernel.pack_panel(planes, kn, pixels, t * PACK_TILE, dst.len() / nr, dst);
+            });
+        });
+        tasks.par_iter_mut().for_each(|t| {
+            let chans = t.offsets.len() / taps;
+            let xs = &x[(img * c + t.group * cg + t.c0) * plane..][..chans * plane];
+            let pg = &packed[t.group * group_len..][..group_len];
+            let (r0, r1) = (t.out_rows.start, t.out_rows.end);
+            for oy0 in (r0..r1).step_by(rows) {
+                let band_pixels = rows.min(r1 - oy0) * ow;
+                let src = if pointwise {
+                    &xs[oy0 * ow..]
+                } else {
+                    t.band.fill(xs, oy0, &mut t.buf);
+                    &t.buf
+                };
+                for p0 in (0..band_pixels).step_by(chunk) {
+                    let len = chunk.min(band_pixels - p0);
+                    WgradKernel::grid_steps(ow, grid_w, p0, len, &mut t.steps);
+                    let first = img == 0 && oy0 == r0 && p0 == 0;
+                    let b = &pg[(oy0 * ow + p0) * nr..];
+                    kernel.accumulate(src, &t.offsets, &t.steps, b, panel_len, kg, &mut t.ct, !first);
+                }
+            }
+        });
+    }
+    // The parts of each block, summed in order into the first.
+    if parts > 1 {
+        tasks.par_chunks_mut(parts).for_each(|block| {
+            let (first, rest) = block.split_first_mut().expect("parts >= 1");
+            for t in rest {
+                first.ct.iter_mut().zip(&t.ct).for_each(|(a, b)| *a += *b);
+            }
+        });
+    }
+    // Each block's dW^T (its taps x K/groups) into dW's columns, a few
+    // rows of dW per task.
+    const ROWS: usize = 16;
+    let (cols, isa) = (cg * taps, crate::active_isa());
+    let mut dw = vec![0.0; p.weight_count()];
+    dw.par_chunks_mut(kg * cols).enumerate().for_each(|(g, dwg)| {
+        dwg.par_chunks_mut(ROWS * cols).enumerate().for_each(|(i, rows)| {
+            let n_rows = rows.len() / cols;
+            let mut dst = MatMut::new(rows, n_rows, cols, cols, 1).expect("rows of dW_g");
+            for (b, t) in tasks[g * blocks * parts..(g + 1) * blocks * parts].iter().step_by(parts).enumerate() {
+                transpose(isa, &t.ct[i * ROWS..], t.ct.len() / kg, n_rows, kg, &mut dst, b * cb * taps);
+            }
+        });
+    });
+    // In the reverse of the order taken, so the next call of the same
+    // shape gets each buffer back at its size.
+    let mut bufs: Vec<Vec<f32>> = tasks.into_iter().flat_map(|t| [t.buf, t.ct]).chain([packed]).collect();
+    bufs.reverse();
+    unscratch(bufs);
+    Some(dw)
 }
 
 /// Checks a bias-gradient shape: every dimension at least 1.

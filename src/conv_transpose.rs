@@ -327,7 +327,6 @@ impl ConvTranspose2dParams {
 pub struct ConvTranspose2dPlan {
     params: ConvTranspose2dParams,
     data: Conv2dBackwardDataPlan,
-    bias: Option<Vec<f32>>,
 }
 
 impl ConvTranspose2dPlan {
@@ -345,8 +344,8 @@ impl ConvTranspose2dPlan {
         if let Some(b) = bias {
             check_len("bias", b.len(), &[params.out_channels])?;
         }
-        let data = Conv2dBackwardDataPlan::new(&params.as_conv(), w)?;
-        Ok(ConvTranspose2dPlan { params: *params, data, bias: bias.map(<[f32]>::to_vec) })
+        let data = Conv2dBackwardDataPlan::with_bias(&params.as_conv(), w, bias, params.output_padding)?;
+        Ok(ConvTranspose2dPlan { params: *params, data })
     }
 
     /// The parameters the plan was built for.
@@ -378,7 +377,7 @@ impl ConvTranspose2dPlan {
         let [_, _, oh, ow] = self.params.output_shape(x_shape)?;
         check_len("input", x.len(), &x_shape)?;
         check_len("output", y.len(), &[x_shape[0], self.params.out_channels, oh, ow])?;
-        self.data.run_unchecked(x, x_shape, [oh, ow], y, self.bias.as_deref());
+        self.data.run_unchecked(x, x_shape, [oh, ow], y);
         Ok(())
     }
 }

@@ -142,6 +142,36 @@ fn cases() -> impl Strategy<Value = Case> {
     })
 }
 
+/// Cases for the weight gradient's band path: 64 or 56 filters per group
+/// (whole NR-wide panels of every kernel, or most of one), two or more
+/// channels per group and outputs of 256 pixels or more (most cases),
+/// with the rest of the parameters random.
+fn band_cases() -> impl Strategy<Value = Case> {
+    let channels = (1usize..3, 2usize..4, prop_oneof![Just(64usize), Just(56)]);
+    let window = (1usize..4, 1usize..4, 1usize..3, 1usize..3, 1usize..3, 1usize..3);
+    let pad = (0usize..3, 0usize..3, 0usize..3, 0usize..3);
+    let rest = (1usize..3, 16usize..28, 16usize..28);
+    (channels, window, pad, rest).prop_map(|((groups, cg, kg), (fh, fw, sh, sw, dh, dw), pad, (n, h, w))| {
+        let (pt, pb, pl, pr) = pad;
+        let p = Conv2dParams::new(groups * cg, groups * kg, [fh, fw])
+            .stride_hw([sh, sw])
+            .dilation_hw([dh, dw])
+            .padding_with(Padding::new(pt, pb, pl, pr))
+            .groups(groups);
+        Case { p, xs: [n, groups * cg, h * sh, w * sw] }
+    })
+}
+
+/// Cases whose input gradient runs as forward convolutions (one, or one
+/// per stride phase): 8 to 10 input channels per group, the rest random.
+fn forward_cases() -> impl Strategy<Value = Case> {
+    (cases(), 8usize..11).prop_map(|(c, cg)| {
+        let groups = c.p.groups;
+        let p = Conv2dParams { in_channels: groups * cg, ..c.p };
+        Case { p, xs: [c.xs[0], groups * cg, c.xs[2], c.xs[3]] }
+    })
+}
+
 fn check_data(c: &Case, seed: u64) {
     let ys = c.p.output_shape(c.xs).unwrap();
     let (dy, w) = (fill(ys.iter().product(), seed), fill(c.p.weight_count(), seed + 1));
@@ -174,7 +204,17 @@ proptest! {
     }
 
     #[test]
+    fn backward_data_by_forward_convolutions_matches_reference(c in forward_cases(), seed in 0u64..1000) {
+        check_data(&c, seed);
+    }
+
+    #[test]
     fn backward_weights_matches_reference(c in cases(), seed in 0u64..1000) {
+        check_weights(&c, seed);
+    }
+
+    #[test]
+    fn backward_weights_by_bands_matches_reference(c in band_cases(), seed in 0u64..1000) {
         check_weights(&c, seed);
     }
 
@@ -224,6 +264,12 @@ fn larger_layers_match_reference() {
         Case { p: Conv2dParams::new(18, 12, [2, 3]).dilation_hw([2, 1]).groups(3), xs: [2, 18, 24, 17] },
         // K/groups past one KC block of the backward-data GEMM.
         Case { p: Conv2dParams::new(6, 300, [2, 2]).stride(2), xs: [1, 6, 9, 9] },
+        // The weight gradient's band path: several bands and chunks, several
+        // NR panels, a 1x1 read in place.
+        Case { p: Conv2dParams::new(20, 136, [3, 3]).padding(1), xs: [2, 20, 30, 40] },
+        Case { p: Conv2dParams::new(24, 64, [1, 1]), xs: [1, 24, 20, 33] },
+        // Too few channels for the threads: output rows split into parts.
+        Case { p: Conv2dParams::new(3, 64, [7, 7]).stride(2).padding(3), xs: [2, 3, 40, 36] },
     ];
     for threads in 1..=3 {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
@@ -257,14 +303,18 @@ fn plan_reuses_packed_weights() {
 #[test]
 fn backward_weights_is_reproducible() {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-    let p = Conv2dParams::new(24, 16, [3, 3]).padding(1);
-    let xs = [3, 24, 21, 20];
-    let ys = p.output_shape(xs).unwrap();
-    let (x, dy) = (fill(xs.iter().product(), 1), fill(ys.iter().product(), 2));
-    let first = pool.install(|| conv2d_backward_weights(&x, xs, &dy, &p).unwrap());
-    for _ in 0..4 {
-        let again = pool.install(|| conv2d_backward_weights(&x, xs, &dy, &p).unwrap());
-        assert!(first.iter().zip(&again).all(|(a, b)| a.to_bits() == b.to_bits()), "bits differ between runs");
+    // The GEMM over im2col^T and the band path (64 filters, 20x20 outputs).
+    for (p, xs) in [
+        (Conv2dParams::new(24, 16, [3, 3]).padding(1), [3, 24, 21, 20]),
+        (Conv2dParams::new(12, 64, [3, 3]).padding(1), [3, 12, 20, 20]),
+    ] {
+        let ys = p.output_shape(xs).unwrap();
+        let (x, dy) = (fill(xs.iter().product(), 1), fill(ys.iter().product(), 2));
+        let first = pool.install(|| conv2d_backward_weights(&x, xs, &dy, &p).unwrap());
+        for _ in 0..4 {
+            let again = pool.install(|| conv2d_backward_weights(&x, xs, &dy, &p).unwrap());
+            assert!(first.iter().zip(&again).all(|(a, b)| a.to_bits() == b.to_bits()), "bits differ between runs");
+        }
     }
 }
 

@@ -111,6 +111,15 @@ fn cases() -> impl Strategy<Value = Case> {
     )
 }
 
+/// Cases run as forward convolutions (one, or one per stride phase): 8 to
+/// 10 output channels per group, the rest random.
+fn forward_cases() -> impl Strategy<Value = Case> {
+    (cases(), 8usize..11).prop_map(|(c, cog)| {
+        let tp = ConvTranspose2dParams { out_channels: c.tp.groups * cog, ..c.tp };
+        Case { tp, xs: c.xs }
+    })
+}
+
 fn check(c: &Case, seed: u64, with_bias: bool) {
     let ys = c.tp.output_shape(c.xs).unwrap();
     let (x, w, b) = (
@@ -136,6 +145,11 @@ fn proptest_cases() -> u32 {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(proptest_cases()))]
+
+    #[test]
+    fn conv_transpose_by_forward_convolutions_matches_reference(c in forward_cases(), seed in 0u64..1000, with_bias in any::<bool>()) {
+        check(&c, seed, with_bias);
+    }
 
     #[test]
     fn conv_transpose_matches_reference(c in cases(), seed in 0u64..1000, with_bias in any::<bool>()) {

@@ -22,6 +22,7 @@ pub mod peers;
 pub mod pool;
 pub mod transpose;
 pub mod view;
+pub mod wgrad;
 
 pub use isa::Isa;
 pub use view::{MatMut, MatRef, ViewError};
