@@ -8,6 +8,7 @@
 //! one-lane `Scalar` instance of the same body.
 
 mod global;
+mod separable;
 mod simd;
 mod window;
 
@@ -70,7 +71,7 @@ type MaxFn = unsafe fn(&Window, *const f32, *mut f32, *mut i64, usize);
 /// Windowed average pooling on `planes` planes.
 ///
 /// # Safety
-/// See [`window::avg_planes`].
+/// See [`separable::avg_planes`].
 type AvgFn = unsafe fn(&Window, *const f32, *mut f32, usize);
 /// Global pooling of `planes` planes of `len` floats.
 ///
@@ -102,10 +103,10 @@ macro_rules! pool_shells {
 
         $(#[target_feature(enable = $feat)])?
         /// # Safety
-        /// See [`window::avg_planes`]; the CPU supports the ISA.
+        /// See [`separable::avg_planes`](super::separable::avg_planes); the CPU supports the ISA.
         unsafe fn avg<const SW: usize, const KW: usize>(w: &Window, x: *const f32, y: *mut f32, planes: usize) {
             // SAFETY: forwarded from the caller.
-            unsafe { window::avg_planes::<$simd, SW, KW>(w, x, y, planes) }
+            unsafe { super::separable::avg_planes::<$simd, SW, KW>(w, x, y, planes) }
         }
 
         $(#[target_feature(enable = $feat)])?
