@@ -21,7 +21,7 @@ mod neon;
 mod scalar;
 
 use crate::isa::Isa;
-use window::{Window, tap_range};
+use window::{FlatAvg, Window, tap_range};
 
 /// Geometry of 2-D pooling on one plane, in PyTorch's terms. The caller
 /// (the `receptive` crate) derives `out_hw` from the rest with PyTorch's rules.
@@ -229,7 +229,11 @@ impl PoolKernel {
             PoolOp::Avg(d) => d,
             PoolOp::Max => Divisor::Override(1),
         };
-        PoolKernel { op, win: Window::new(g, divisor, lanes), isa, max, max_idx, avg }
+        let mut win = Window::new(g, divisor, lanes);
+        if let PoolOp::Avg(_) = op {
+            win.flat = FlatAvg::new(&win, lanes);
+        }
+        PoolKernel { op, win, isa, max, max_idx, avg }
     }
 
     /// The geometry.
@@ -249,7 +253,11 @@ impl PoolKernel {
             PoolOp::Avg(_) => "avgpool",
         };
         let g = &self.win.g;
-        let interior = if self.win.lo < self.win.hi { "" } else { " border-only" };
+        let interior = match (self.win.flat.is_some(), self.win.lo < self.win.hi) {
+            (true, _) => " flat",
+            (false, true) => "",
+            (false, false) => " border-only",
+        };
         format!("{kind} {} s{}{interior}", self.isa, g.stride[1])
     }
 

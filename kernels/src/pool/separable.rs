@@ -10,7 +10,7 @@
 use aligned_vec::{AVec, ConstAlign};
 
 use super::simd::Simd;
-use super::window::{Window, max_row, sum_row};
+use super::window::{FlatAvg, Window, max_row, sum_row};
 
 /// Runs `$body` with `$c` at the vector starts covering `[0, $n)` (`$n >=
 /// $l` lanes): `0, $l, ...`, and a last one at `$n - $l` that overlaps its
@@ -79,6 +79,10 @@ pub(crate) unsafe fn avg_planes<S: Simd, const SW: usize, const KW: usize>(
     y: *mut f32,
     planes: usize,
 ) {
+    if let (Some(flat), 0 | 1) = (&win.flat, SW) {
+        // SAFETY: forwarded; the flat path is for unit strides.
+        return unsafe { avg_planes_flat::<S, KW>(win, flat, x, y, planes) };
+    }
     let g = &win.g;
     let ([h, w], [oh, ow]) = (g.in_hw, g.out_hw);
     let ([sh, sw], [pt, pl]) = (g.stride, g.pad_before);
@@ -129,6 +133,102 @@ pub(crate) unsafe fn avg_planes<S: Simd, const SW: usize, const KW: usize>(
                 }
             }
         }
+    }
+}
+
+/// The output rows `[a, b)` whose windows cover all `kh` kernel rows, as
+/// found in the row tap table: contiguous, since only the first and last
+/// rows are clipped (empty if there are none).
+fn full_rows(win: &Window) -> (usize, usize) {
+    let kh = win.g.kernel[0];
+    let full = |&(lo, hi): &(usize, usize)| lo == 0 && hi == kh;
+    let a = win.rows.iter().position(full).unwrap_or(0);
+    let b = a + win.rows[a..].iter().take_while(|t| full(t)).count();
+    (a, b)
+}
+
+/// Average pooling on [`FlatAvg`]'s flat path: the column sums of every
+/// output row into one run (the rows whose windows have all `kh` rows as
+/// one loop), then the windows along that run, masked at row ends, scaled
+/// by each output's reciprocal divisor.
+///
+/// # Safety
+/// As [`avg_planes`], with unit strides and `flat` made for `win`.
+#[inline(always)]
+unsafe fn avg_planes_flat<S: Simd, const KW: usize>(
+    win: &Window,
+    flat: &FlatAvg,
+    x: *const f32,
+    y: *mut f32,
+    planes: usize,
+) {
+    let g = &win.g;
+    let ([h, w], [oh, _]) = (g.in_hw, g.out_hw);
+    let (pt, pl) = (g.pad_before[0], g.pad_before[1]);
+    let kh = g.kernel[0];
+    let kw = if KW > 0 { KW } else { g.kernel[1] };
+    let (n, l) = (oh * w, S::LANES);
+    let (fa, fb) = full_rows(win);
+    // Output j's column sum sits at v[pl + j], zeros around as far as a
+    // vector of windows reads.
+    let mut vbuf = rows(pl + n + kw + l);
+    let masks: Vec<*const f32> = flat.masks.iter().map(|m| m.as_ptr()).collect();
+    // SAFETY: the row tap table keeps the summed rows inside the plane; a
+    // vector of windows from j <= n - LANES reads v[j - pl .. j + LANES + kw - 1 - pl],
+    // inside the buffer, and masks and reciprocals at [j, j + LANES).
+    unsafe {
+        let v = vbuf.as_mut_ptr().add(pl);
+        for p in 0..planes {
+            let (xp, yp) = (x.add(p * h * w), y.add(p * n));
+            // The column sums of rows fa..fb: one run over rows fa - pt + k.
+            if fb > fa {
+                let (src, out) = (xp.add((fa - pt) * w), v.add(fa * w));
+                match kh {
+                    2 => sum_run::<S, 2>(src, w, kh, out, (fb - fa) * w),
+                    3 => sum_run::<S, 3>(src, w, kh, out, (fb - fa) * w),
+                    _ => sum_run::<S, 0>(src, w, kh, out, (fb - fa) * w),
+                }
+            }
+            for oy in (0..fa).chain(fb..oh) {
+                let (ky0, ky1) = win.rows[oy];
+                sum_run::<S, 0>(xp.add((oy + ky0 - pt) * w), w, ky1 - ky0, v.add(oy * w), w);
+            }
+            let (v, recip) = (v.sub(pl), flat.recip.as_ptr());
+            each_vector!(j < n, l, {
+                let mut s = S::and(S::load(v.add(j)), S::load(masks[0].add(j)));
+                for kx in 1..kw {
+                    let m = *masks.get_unchecked(kx);
+                    s = S::add(s, S::and(S::load(v.add(j + kx)), S::load(m.add(j))));
+                }
+                S::store(yp.add(j), S::mul(s, S::load(recip.add(j))));
+            });
+        }
+    }
+}
+
+/// Sums `N` rows (`n` when `N` is 0) from `src`, `w` floats apart, column by
+/// column into `out[0..len]` (by vectors when `len >= LANES`).
+///
+/// # Safety
+/// `src[k*w .. k*w + len]` is readable for each row `k`, `out[0..len]` writable.
+#[inline(always)]
+unsafe fn sum_run<S: Simd, const N: usize>(src: *const f32, w: usize, n: usize, out: *mut f32, len: usize) {
+    let n = if N > 0 { N } else { n };
+    // SAFETY: every access lies in the rows' or the output's range.
+    unsafe {
+        if len < S::LANES {
+            for c in 0..len {
+                *out.add(c) = (1..n).fold(*src.add(c), |s, k| s + *src.add(k * w + c));
+            }
+            return;
+        }
+        each_vector!(c < len, S::LANES, {
+            let mut s = S::load(src.add(c));
+            for k in 1..n {
+                s = S::add(s, S::load(src.add(k * w + c)));
+            }
+            S::store(out.add(c), s);
+        });
     }
 }
 

@@ -40,6 +40,45 @@ pub(crate) struct Window {
     /// and the offset of each output row's one.
     pub recip: Vec<f32>,
     pub recip_row: Vec<usize>,
+    /// Average pooling's flat path, where it applies.
+    pub flat: Option<FlatAvg>,
+}
+
+/// Planes up to this many outputs take average pooling's flat path.
+const FLAT_MAX: usize = 4096;
+
+/// Average pooling with unit strides, output rows as wide as the input rows
+/// (`ow == w`), on small planes: each pass runs over the whole plane as one
+/// row-major run instead of row by row, so short rows cost no more than long
+/// ones. The windows' sums along that run reach across row ends; these
+/// masks clear such taps.
+#[derive(Clone, Debug)]
+pub(crate) struct FlatAvg {
+    /// Each output's reciprocal divisor, row-major.
+    pub recip: Vec<f32>,
+    /// For each window column `kx`, each output's mask: all ones where the
+    /// tap lies inside its row, zero where it would reach into the next or
+    /// previous row.
+    pub masks: Vec<Vec<f32>>,
+}
+
+impl FlatAvg {
+    /// The flat path of `win` (an average) for vectors of `lanes`, if it applies.
+    pub fn new(win: &Window, lanes: usize) -> Option<FlatAvg> {
+        let g = &win.g;
+        let ([_, w], [oh, ow]) = (g.in_hw, g.out_hw);
+        let n = oh * ow;
+        if g.stride != [1, 1] || ow != w || n < lanes || n > FLAT_MAX {
+            return None;
+        }
+        let pl = g.pad_before[1];
+        let recip = (0..n).map(|j| win.recip[win.recip_row[j / w] + j % w]).collect();
+        let inside = |kx: usize, j: usize| (j % w + kx).checked_sub(pl).is_some_and(|c| c < w);
+        let masks = (0..g.kernel[1])
+            .map(|kx| (0..n).map(|j| f32::from_bits(if inside(kx, j) { !0 } else { 0 })).collect())
+            .collect();
+        Some(FlatAvg { recip, masks })
+    }
 }
 
 /// The divisor factor of output `o` along one axis, whose valid taps are
@@ -88,7 +127,7 @@ impl Window {
             })
             .collect();
         let recip_row = row_div.iter().map(|&fy| (fy - 1) * ow).collect();
-        Window { g, lo, hi, rows, cols, recip, recip_row }
+        Window { g, lo, hi, rows, cols, recip, recip_row, flat: None }
     }
 }
 
