@@ -169,15 +169,15 @@ unsafe fn avg_planes_flat<S: Simd, const KW: usize>(
     let kw = if KW > 0 { KW } else { g.kernel[1] };
     let (n, l) = (oh * w, S::LANES);
     let (fa, fb) = full_rows(win);
-    // Output j's column sum sits at v[pl + j], zeros around as far as a
-    // vector of windows reads.
-    let mut vbuf = rows(pl + n + kw + l);
+    // Output j's column sum sits at v[j], 64-byte aligned from v = vbuf +
+    // 16 >= pl, zeros around as far as a vector of windows reads.
+    let mut vbuf = rows(16 + n + kw + l);
     let masks: Vec<*const f32> = flat.masks.iter().map(|m| m.as_ptr()).collect();
     // SAFETY: the row tap table keeps the summed rows inside the plane; a
     // vector of windows from j <= n - LANES reads v[j - pl .. j + LANES + kw - 1 - pl],
     // inside the buffer, and masks and reciprocals at [j, j + LANES).
     unsafe {
-        let v = vbuf.as_mut_ptr().add(pl);
+        let v = vbuf.as_mut_ptr().add(16);
         for p in 0..planes {
             let (xp, yp) = (x.add(p * h * w), y.add(p * n));
             // The column sums of rows fa..fb: one run over rows fa - pt + k.
@@ -195,10 +195,12 @@ unsafe fn avg_planes_flat<S: Simd, const KW: usize>(
             }
             let (v, recip) = (v.sub(pl), flat.recip.as_ptr());
             each_vector!(j < n, l, {
-                let mut s = S::and(S::load(v.add(j)), S::load(masks[0].add(j)));
-                for kx in 1..kw {
-                    let m = *masks.get_unchecked(kx);
-                    s = S::add(s, S::and(S::load(v.add(j + kx)), S::load(m.add(j))));
+                let mut s = S::load(v.add(j + pl));
+                for kx in 0..kw {
+                    if kx != pl {
+                        let m = *masks.get_unchecked(kx);
+                        s = S::add(s, S::and(S::load(v.add(j + kx)), S::load(m.add(j))));
+                    }
                 }
                 S::store(yp.add(j), S::mul(s, S::load(recip.add(j))));
             });

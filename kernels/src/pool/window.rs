@@ -9,6 +9,8 @@
 //! outputs are pure functions of the input, so writing one twice is harmless).
 //! Rows need no split: the taps of a row that fall outside are skipped whole.
 
+use aligned_vec::{AVec, ConstAlign};
+
 use super::simd::Simd;
 use super::{Divisor, PoolGeometry};
 
@@ -44,6 +46,9 @@ pub(crate) struct Window {
     pub flat: Option<FlatAvg>,
 }
 
+/// A 64-byte aligned table, so that vectors from its start load whole lines.
+pub(crate) type Table = AVec<f32, ConstAlign<64>>;
+
 /// Planes up to this many outputs take average pooling's flat path.
 const FLAT_MAX: usize = 4096;
 
@@ -55,11 +60,11 @@ const FLAT_MAX: usize = 4096;
 #[derive(Clone, Debug)]
 pub(crate) struct FlatAvg {
     /// Each output's reciprocal divisor, row-major.
-    pub recip: Vec<f32>,
+    pub recip: Table,
     /// For each window column `kx`, each output's mask: all ones where the
     /// tap lies inside its row, zero where it would reach into the next or
-    /// previous row.
-    pub masks: Vec<Vec<f32>>,
+    /// previous row. Empty for column `pl`, inside for every output.
+    pub masks: Vec<Table>,
 }
 
 impl FlatAvg {
@@ -68,15 +73,15 @@ impl FlatAvg {
         let g = &win.g;
         let ([_, w], [oh, ow]) = (g.in_hw, g.out_hw);
         let n = oh * ow;
-        if g.stride != [1, 1] || ow != w || n < lanes || n > FLAT_MAX {
+        if g.stride != [1, 1] || ow != w || n < lanes || n > FLAT_MAX || g.pad_before[1] > 16 {
             return None;
         }
         let pl = g.pad_before[1];
-        let recip = (0..n).map(|j| win.recip[win.recip_row[j / w] + j % w]).collect();
+        let recip = AVec::from_iter(64, (0..n).map(|j| win.recip[win.recip_row[j / w] + j % w]));
         let inside = |kx: usize, j: usize| (j % w + kx).checked_sub(pl).is_some_and(|c| c < w);
-        let masks = (0..g.kernel[1])
-            .map(|kx| (0..n).map(|j| f32::from_bits(if inside(kx, j) { !0 } else { 0 })).collect())
-            .collect();
+        let mask = |kx: usize| (0..n).map(move |j| f32::from_bits(if inside(kx, j) { !0 } else { 0 }));
+        let masks =
+            (0..g.kernel[1]).map(|kx| if kx == pl { AVec::new(64) } else { AVec::from_iter(64, mask(kx)) }).collect();
         Some(FlatAvg { recip, masks })
     }
 }
