@@ -51,6 +51,9 @@ pub(crate) type Table = AVec<f32, ConstAlign<64>>;
 
 /// Planes up to this many outputs take average pooling's flat path.
 const FLAT_MAX: usize = 4096;
+/// Windows up to this wide take it (and left paddings up to 16 floats, the
+/// offset of the column sums in their buffer).
+const FLAT_KW: usize = 9;
 
 /// Average pooling with unit strides, output rows as wide as the input rows
 /// (`ow == w`), on small planes: each pass runs over the whole plane as one
@@ -73,7 +76,9 @@ impl FlatAvg {
         let g = &win.g;
         let ([_, w], [oh, ow]) = (g.in_hw, g.out_hw);
         let n = oh * ow;
-        if g.stride != [1, 1] || ow != w || n < lanes || n > FLAT_MAX || g.pad_before[1] > 16 {
+        // Tables of kw planes' size: for windows up to FLAT_KW wide.
+        let narrow = g.kernel[1] <= FLAT_KW && g.pad_before[1] <= 16;
+        if g.stride != [1, 1] || ow != w || n < lanes || n > FLAT_MAX || !narrow {
             return None;
         }
         let pl = g.pad_before[1];
