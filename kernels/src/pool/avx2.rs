@@ -86,11 +86,6 @@ impl Simd for Avx2 {
         }
     }
     #[inline(always)]
-    unsafe fn max_num(best: __m256, v: __m256) -> __m256 {
-        // SAFETY: the caller's CPU supports AVX2 (trait contract).
-        unsafe { _mm256_max_ps(v, best) }
-    }
-    #[inline(always)]
     unsafe fn max_nan_idx(best: __m256, bi: __m256i, v: __m256, vi: __m256i) -> (__m256, __m256i) {
         // SAFETY: the caller's CPU supports AVX2 (trait contract).
         unsafe {

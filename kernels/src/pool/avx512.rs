@@ -85,11 +85,6 @@ impl Simd for Avx512 {
         }
     }
     #[inline(always)]
-    unsafe fn max_num(best: __m512, v: __m512) -> __m512 {
-        // SAFETY: the caller's CPU supports AVX-512F (trait contract).
-        unsafe { _mm512_max_ps(v, best) }
-    }
-    #[inline(always)]
     unsafe fn max_nan_idx(best: __m512, bi: __m512i, v: __m512, vi: __m512i) -> (__m512, __m512i) {
         // SAFETY: the caller's CPU supports AVX-512F (trait contract).
         unsafe {

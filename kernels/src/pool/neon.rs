@@ -77,14 +77,6 @@ impl Simd for Neon {
         }
     }
     #[inline(always)]
-    unsafe fn max_num(best: float32x4_t, v: float32x4_t) -> float32x4_t {
-        // SAFETY: the caller's CPU supports NEON (trait contract).
-        unsafe {
-            // vmaxq takes +0 over -0 whatever the order; ties must keep best.
-            vbslq_f32(vcgtq_f32(v, best), v, best)
-        }
-    }
-    #[inline(always)]
     unsafe fn max_nan_idx(best: float32x4_t, bi: int32x4_t, v: float32x4_t, vi: int32x4_t) -> (float32x4_t, int32x4_t) {
         // SAFETY: the caller's CPU supports NEON (trait contract).
         unsafe {

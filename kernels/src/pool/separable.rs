@@ -290,7 +290,7 @@ pub(crate) unsafe fn max_planes<S: Simd, const SW: usize, const KW: usize>(
                         let out = out.add(win.lo);
                         let r = r.add(win.lo * sw - pl);
                         each_vector!(c < win.hi - win.lo, l, {
-                            let v = max_row::<S, SW, KW, false, false>(r, c * sw, kw, dw, sw, steps).0;
+                            let v = max_row::<S, SW, KW, false>(r, c * sw, kw, dw, sw, steps).0;
                             S::store(out.add(c), v);
                         });
                     }

@@ -83,12 +83,6 @@ pub(crate) trait Simd: Copy {
     /// # Safety
     /// The CPU supports the ISA.
     unsafe fn max_nan(best: Self::F, v: Self::F) -> Self::F;
-    /// [`max_nan`](Self::max_nan) for inputs without NaN: `v` if `v > best`,
-    /// else `best` (ties, signed zeros included, keep `best`).
-    ///
-    /// # Safety
-    /// The CPU supports the ISA.
-    unsafe fn max_num(best: Self::F, v: Self::F) -> Self::F;
     /// [`max_nan`](Self::max_nan) that carries the index of the kept value.
     ///
     /// # Safety
@@ -174,10 +168,6 @@ impl Simd for Scalar {
     unsafe fn max_nan(best: f32, v: f32) -> f32 {
         // `|` rather than `||`: one select, no branch on data.
         if (v > best) | v.is_nan() { v } else { best }
-    }
-    #[inline(always)]
-    unsafe fn max_num(best: f32, v: f32) -> f32 {
-        if v > best { v } else { best }
     }
     #[inline(always)]
     unsafe fn max_nan_idx(best: f32, bi: i64, v: f32, vi: i64) -> (f32, i64) {

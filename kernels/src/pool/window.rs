@@ -160,13 +160,12 @@ unsafe fn load_cols<S: Simd, const SW: usize>(p: *const f32, sw: usize) -> S::F 
 
 /// One kernel row of a vector of max windows: `kw` taps `dw` apart from
 /// `xp[at]` (the row's first tap), reduced in order, the first tap taken as
-/// is. Stride 2 without dilation loads two taps with one pair load. `NUM`:
-/// the taps hold no NaN, so the plain maximum rule is exact.
+/// is. Stride 2 without dilation loads two taps with one pair load.
 ///
 /// # Safety
 /// Every tap of every lane is readable.
 #[inline(always)]
-pub(crate) unsafe fn max_row<S: Simd, const SW: usize, const KW: usize, const IDX: bool, const NUM: bool>(
+pub(crate) unsafe fn max_row<S: Simd, const SW: usize, const KW: usize, const IDX: bool>(
     xp: *const f32,
     at: usize,
     kw: usize,
@@ -177,7 +176,6 @@ pub(crate) unsafe fn max_row<S: Simd, const SW: usize, const KW: usize, const ID
     let kw = if KW > 0 { KW } else { kw };
     // SAFETY: forwarded from the caller.
     unsafe {
-        let max = |best, v| if NUM { S::max_num(best, v) } else { S::max_nan(best, v) };
         let r = xp.add(at);
         let (mut best, mut bi, mut kx);
         if !IDX && SW == 2 && dw == 1 && kw == 3 {
@@ -185,7 +183,7 @@ pub(crate) unsafe fn max_row<S: Simd, const SW: usize, const KW: usize, const ID
             // third is the even vector one lane on, its last lane r[2 * LANES].
             let (e, o) = S::load_pair(r);
             let t = S::shift_in(e, *r.add(2 * S::LANES));
-            return (max(max(e, o), t), S::index(at, steps));
+            return (S::max_nan(S::max_nan(e, o), t), S::index(at, steps));
         }
         if SW == 2 && dw == 1 && kw >= 2 {
             let (e, o) = S::load_pair(r);
@@ -193,7 +191,7 @@ pub(crate) unsafe fn max_row<S: Simd, const SW: usize, const KW: usize, const ID
             if IDX {
                 (best, bi) = S::max_nan_idx(best, bi, o, S::index(at + 1, steps));
             } else {
-                best = max(best, o);
+                best = S::max_nan(best, o);
             }
             kx = 2;
         } else {
@@ -208,7 +206,7 @@ pub(crate) unsafe fn max_row<S: Simd, const SW: usize, const KW: usize, const ID
                     (best, bi) = S::max_nan_idx(best, bi, e, S::index(at + c, steps));
                     (best, bi) = S::max_nan_idx(best, bi, o, S::index(at + c + 1, steps));
                 } else {
-                    best = max(max(best, e), o);
+                    best = S::max_nan(S::max_nan(best, e), o);
                 }
                 kx += 2;
             } else {
@@ -216,7 +214,7 @@ pub(crate) unsafe fn max_row<S: Simd, const SW: usize, const KW: usize, const ID
                 if IDX {
                     (best, bi) = S::max_nan_idx(best, bi, v, S::index(at + c, steps));
                 } else {
-                    best = max(best, v);
+                    best = S::max_nan(best, v);
                 }
                 kx += 1;
             }
@@ -350,12 +348,12 @@ pub(crate) unsafe fn max_planes<S: Simd, const SW: usize, const KW: usize, const
                     let pair = ox0 + 2 * l <= win.hi;
                     let c0 = ox0 * sw - pl;
                     let c1 = if pair { c0 + l * sw } else { c0 };
-                    let (mut b0, mut i0) = max_row::<S, SW, KW, IDX, false>(xp, row0 + c0, kw, dw, sw, steps);
-                    let (mut b1, mut i1) = max_row::<S, SW, KW, IDX, false>(xp, row0 + c1, kw, dw, sw, steps);
+                    let (mut b0, mut i0) = max_row::<S, SW, KW, IDX>(xp, row0 + c0, kw, dw, sw, steps);
+                    let (mut b1, mut i1) = max_row::<S, SW, KW, IDX>(xp, row0 + c1, kw, dw, sw, steps);
                     for ky in ky0 + 1..ky1 {
                         let at = (oy * sh + ky * dh - pt) * w;
-                        let (v0, vi0) = max_row::<S, SW, KW, IDX, false>(xp, at + c0, kw, dw, sw, steps);
-                        let (v1, vi1) = max_row::<S, SW, KW, IDX, false>(xp, at + c1, kw, dw, sw, steps);
+                        let (v0, vi0) = max_row::<S, SW, KW, IDX>(xp, at + c0, kw, dw, sw, steps);
+                        let (v1, vi1) = max_row::<S, SW, KW, IDX>(xp, at + c1, kw, dw, sw, steps);
                         if IDX {
                             (b0, i0) = S::max_nan_idx(b0, i0, v0, vi0);
                             (b1, i1) = S::max_nan_idx(b1, i1, v1, vi1);
