@@ -73,6 +73,16 @@ type MaxFn = unsafe fn(&Window, *const f32, *mut f32, *mut i64, usize);
 /// # Safety
 /// See [`separable::avg_planes`].
 type AvgFn = unsafe fn(&Window, *const f32, *mut f32, usize);
+/// The windowed shells of one ISA, stride class and window width.
+#[derive(Clone, Copy)]
+struct WindowFns {
+    max: MaxFn,
+    max_idx: MaxFn,
+    /// Max pooling without indices, separably (see [`separable::max_planes`]).
+    max_separable: MaxFn,
+    avg: AvgFn,
+}
+
 /// Global pooling of `planes` planes of `len` floats.
 ///
 /// # Safety
@@ -86,7 +96,7 @@ type GlobalFn = unsafe fn(*const f32, usize, *mut f32, usize);
 macro_rules! pool_shells {
     ($simd:ty, [$($sw:literal),*] $(, $feat:literal)?) => {
         use super::window::{self, Window};
-        use super::{global, AvgFn, GlobalFn, MaxFn};
+        use super::{global, GlobalFn, WindowFns};
 
         /// Lanes per vector.
         pub(super) const LANES: usize = <$simd as super::simd::Simd>::LANES;
@@ -99,6 +109,16 @@ macro_rules! pool_shells {
         ) {
             // SAFETY: forwarded from the caller.
             unsafe { window::max_planes::<$simd, SW, KW, IDX>(w, x, y, idx, planes) }
+        }
+
+        $(#[target_feature(enable = $feat)])?
+        /// # Safety
+        /// See [`separable::max_planes`](super::separable::max_planes); the CPU supports the ISA.
+        unsafe fn max_separable<const SW: usize, const KW: usize>(
+            w: &Window, x: *const f32, y: *mut f32, _idx: *mut i64, planes: usize,
+        ) {
+            // SAFETY: forwarded from the caller.
+            unsafe { super::separable::max_planes::<$simd, SW, KW>(w, x, y, planes) }
         }
 
         $(#[target_feature(enable = $feat)])?
@@ -125,13 +145,18 @@ macro_rules! pool_shells {
             unsafe { global::max_planes::<$simd>(x, len, y, planes) }
         }
 
-        fn fns<const SW: usize, const KW: usize>() -> (MaxFn, MaxFn, AvgFn) {
-            (max::<SW, KW, false>, max::<SW, KW, true>, avg::<SW, KW>)
+        fn fns<const SW: usize, const KW: usize>() -> WindowFns {
+            WindowFns {
+                max: max::<SW, KW, false>,
+                max_idx: max::<SW, KW, true>,
+                max_separable: max_separable::<SW, KW>,
+                avg: avg::<SW, KW>,
+            }
         }
 
-        /// The windowed shells (max, max with indices, average) for column
-        /// stride class `sw` and window width `kw`, if the stride is specialized.
-        pub(super) fn window_fns(sw: usize, kw: usize) -> Option<(MaxFn, MaxFn, AvgFn)> {
+        /// The windowed shells for column stride class `sw` and window
+        /// width `kw`, if the stride is specialized.
+        pub(super) fn window_fns(sw: usize, kw: usize) -> Option<WindowFns> {
             match (sw, kw) {
                 $(($sw, 2) => Some(fns::<$sw, 2>()), ($sw, 3) => Some(fns::<$sw, 3>()), ($sw, _) => Some(fns::<$sw, 0>()),)*
                 _ => None,
@@ -147,7 +172,7 @@ macro_rules! pool_shells {
 use pool_shells;
 
 /// The shells of `isa` for column stride `sw` and window width `kw`, with the lane count.
-fn isa_window_fns(isa: Isa, sw: usize, kw: usize) -> Option<(usize, (MaxFn, MaxFn, AvgFn))> {
+fn isa_window_fns(isa: Isa, sw: usize, kw: usize) -> Option<(usize, WindowFns)> {
     match isa {
         Isa::Scalar => Some((scalar::LANES, scalar::window_fns(0, kw)?)),
         #[cfg(target_arch = "x86_64")]
@@ -221,7 +246,7 @@ impl PoolKernel {
         }
         let sw = g.stride[1];
         let kw = g.kernel[1];
-        let (lanes, (max, max_idx, avg)) = isa_window_fns(isa, sw, kw).unwrap_or_else(|| {
+        let (lanes, fns) = isa_window_fns(isa, sw, kw).unwrap_or_else(|| {
             isa = Isa::Scalar;
             isa_window_fns(Isa::Scalar, sw, kw).expect("scalar covers every stride")
         });
@@ -233,7 +258,11 @@ impl PoolKernel {
         if let PoolOp::Avg(_) = op {
             win.flat = FlatAvg::new(&win, lanes);
         }
-        PoolKernel { op, win, isa, max, max_idx, avg }
+        // Windows whose rows overlap share row maxima (no row dilation; an
+        // interior run, which the buffers' vectors assume).
+        let separable = g.dilation[0] == 1 && g.stride[0] < g.kernel[0] && win.lo < win.hi;
+        let max = if separable { fns.max_separable } else { fns.max };
+        PoolKernel { op, win, isa, max, max_idx: fns.max_idx, avg: fns.avg }
     }
 
     /// The geometry.

@@ -318,10 +318,6 @@ pub(crate) unsafe fn max_planes<S: Simd, const SW: usize, const KW: usize, const
     let ([sh, sw], [dh, dw], [pt, pl]) = (g.stride, g.dilation, g.pad_before);
     let kw = g.kernel[1];
     let l = S::LANES;
-    if !IDX && dh == 1 && sh < g.kernel[0] && win.lo < win.hi {
-        // SAFETY: forwarded from the caller.
-        return unsafe { super::separable::max_planes::<S, SW, KW>(win, x, y, planes) };
-    }
     // SAFETY: the caller's contract covers every pointer formed below: rows
     // and columns come from the tap tables (border) or from the interior
     // run, whose windows lie inside the row by construction.
