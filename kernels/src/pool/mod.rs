@@ -1,9 +1,11 @@
 //! Pooling kernels over NCHW planes: windowed max (with indices) and
 //! average, and global max and average.
 //!
-//! One generic body per reduction (modules `window` and `global`) runs on
-//! any instance of the private `Simd` trait; each ISA module instantiates it
-//! inside thin `#[target_feature]` shells. Strides 1 and 2 along the row are
+//! One generic body per reduction (modules `window`, `separable` and
+//! `global`) runs on any instance of the private `Simd` trait; each ISA
+//! module instantiates it inside thin `#[target_feature]` shells. Max
+//! pooling with overlapping rows (without indices) and average pooling go
+//! separably, along rows and down columns through row buffers. Strides 1 and 2 along the row are
 //! vectorized (stride 2 with deinterleaving loads); other strides run the
 //! one-lane `Scalar` instance of the same body.
 
