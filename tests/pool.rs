@@ -215,6 +215,9 @@ fn plans_run_the_active_isa() {
     assert_eq!(plan.path(), format!("maxpool {isa} s2"));
     let plan = Pool2dPlan::new(&Pool2dParams::avg([3, 3]).stride(1), [1, 2, 40, 40]).unwrap();
     assert_eq!(plan.path(), format!("avgpool {isa} s1"));
+    // Unit strides with rows as wide as the input's take the flat path.
+    let plan = Pool2dPlan::new(&Pool2dParams::avg([3, 3]).stride(1).padding(1), [1, 2, 35, 35]).unwrap();
+    assert_eq!(plan.path(), format!("avgpool {isa} s1 flat"));
     // Strides above 2 run the one-lane body of the same code.
     let plan = Pool2dPlan::new(&Pool2dParams::max([3, 3]).stride(3), [1, 2, 40, 40]).unwrap();
     assert_eq!(plan.path(), "maxpool scalar s3");
@@ -431,8 +434,8 @@ fn separable_max_matches_reference() {
         ([2, 3], [1, 2], [0, 0, 1, 1]),
     ];
     for (kernel, stride, [pt, pb, pl, pr]) in geometries {
-        for w in [33, 40, 71, 112] {
-            let shape = [1, 2, 9, w];
+        for (h, w) in [(9, 33), (9, 40), (9, 71), (9, 112), (21, 37), (40, 17)] {
+            let shape = [1, 2, h, w];
             let q = Pool2dParams::max(kernel).stride_hw(stride).padding_with(Padding::new(pt, pb, pl, pr));
             for mode in 0..3 {
                 let x = fill(shape.iter().product(), w as u64 + mode as u64, mode);
@@ -442,6 +445,43 @@ fn separable_max_matches_reference() {
                     let mut y = vec![0.0; idx.len()];
                     plan.run(&x, &mut y).unwrap();
                     check_max(&x, shape, &q, (&y, &idx), &plan.path());
+                }
+            }
+        }
+    }
+}
+
+/// Average pooling's paths, bands of rows and the flat path (unit strides,
+/// output rows as wide as the input, small planes), against the reference
+/// for every divisor rule, with planes around the flat path's limits and
+/// widths that leave partial vectors.
+#[test]
+fn avg_paths_match_reference() {
+    let geometries = [
+        ([3, 3], [1, 1], [1, 1, 1, 1]),
+        ([3, 3], [1, 1], [0, 2, 2, 0]),
+        ([5, 3], [1, 1], [2, 2, 1, 1]),
+        ([2, 4], [1, 1], [1, 0, 2, 1]),
+        ([1, 3], [1, 1], [0, 0, 1, 1]),
+        ([3, 3], [2, 2], [1, 1, 1, 1]),
+        ([3, 3], [1, 2], [1, 1, 0, 0]),
+    ];
+    for (kernel, stride, [pt, pb, pl, pr]) in geometries {
+        for (h, w) in [(2, 3), (5, 7), (9, 33), (35, 35), (20, 40), (70, 70), (3, 130)] {
+            let shape = [1, 3, h, w];
+            let base = Pool2dParams::avg(kernel).stride_hw(stride).padding_with(Padding::new(pt, pb, pl, pr));
+            for q in [base, base.count_include_pad(false), base.divisor_override(Some(7)), base.ceil_mode(true)] {
+                if q.output_shape(shape).is_err() {
+                    continue;
+                }
+                for mode in [0, 2] {
+                    let x = fill(shape.iter().product(), (h * w) as u64, mode);
+                    for isa in isas() {
+                        let plan = Pool2dPlan::with_isa(&q, shape, isa).unwrap();
+                        let mut y = vec![f32::NAN; plan.output_shape().iter().product()];
+                        plan.run(&x, &mut y).unwrap();
+                        check_avg(&x, shape, &q, &y, &plan.path());
+                    }
                 }
             }
         }

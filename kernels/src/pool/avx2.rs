@@ -72,6 +72,11 @@ impl Simd for Avx2 {
         unsafe { _mm256_mul_ps(a, b) }
     }
     #[inline(always)]
+    unsafe fn and(a: __m256, b: __m256) -> __m256 {
+        // SAFETY: the caller's CPU supports AVX2 (trait contract).
+        unsafe { _mm256_and_ps(a, b) }
+    }
+    #[inline(always)]
     unsafe fn max_nan(best: __m256, v: __m256) -> __m256 {
         // SAFETY: the caller's CPU supports AVX2 (trait contract).
         unsafe {

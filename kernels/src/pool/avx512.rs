@@ -70,13 +70,18 @@ impl Simd for Avx512 {
         unsafe { _mm512_mul_ps(a, b) }
     }
     #[inline(always)]
+    unsafe fn and(a: __m512, b: __m512) -> __m512 {
+        // SAFETY: the caller's CPU supports AVX-512F (trait contract).
+        unsafe { _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), _mm512_castps_si512(b))) }
+    }
+    #[inline(always)]
     unsafe fn max_nan(best: __m512, v: __m512) -> __m512 {
         // SAFETY: the caller's CPU supports AVX-512F (trait contract).
         unsafe {
             // maxps(v, best) is `v > best ? v : best` (ties and a NaN best keep
-            // best); a NaN v is then put in by the unordered mask.
-            let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
-            _mm512_mask_mov_ps(_mm512_max_ps(v, best), nan, v)
+            // best), taken where v is a number; a NaN v passes through.
+            let num = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(v, v);
+            _mm512_mask_max_ps(v, num, v, best)
         }
     }
     #[inline(always)]

@@ -1,13 +1,16 @@
 //! Pooling kernels over NCHW planes: windowed max (with indices) and
 //! average, and global max and average.
 //!
-//! One generic body per reduction (modules `window` and `global`) runs on
-//! any instance of the private `Simd` trait; each ISA module instantiates it
-//! inside thin `#[target_feature]` shells. Strides 1 and 2 along the row are
+//! One generic body per reduction (modules `window`, `separable` and
+//! `global`) runs on any instance of the private `Simd` trait; each ISA
+//! module instantiates it inside thin `#[target_feature]` shells. Max
+//! pooling with overlapping rows (without indices) and average pooling go
+//! separably, along rows and down columns through row buffers. Strides 1 and 2 along the row are
 //! vectorized (stride 2 with deinterleaving loads); other strides run the
 //! one-lane `Scalar` instance of the same body.
 
 mod global;
+mod separable;
 mod simd;
 mod window;
 
@@ -20,7 +23,7 @@ mod neon;
 mod scalar;
 
 use crate::isa::Isa;
-use window::{Window, tap_range};
+use window::{FlatAvg, Window, tap_range};
 
 /// Geometry of 2-D pooling on one plane, in PyTorch's terms. The caller
 /// (the `receptive` crate) derives `out_hw` from the rest with PyTorch's rules.
@@ -70,8 +73,18 @@ type MaxFn = unsafe fn(&Window, *const f32, *mut f32, *mut i64, usize);
 /// Windowed average pooling on `planes` planes.
 ///
 /// # Safety
-/// See [`window::avg_planes`].
+/// See [`separable::avg_planes`].
 type AvgFn = unsafe fn(&Window, *const f32, *mut f32, usize);
+/// The windowed shells of one ISA, stride class and window width.
+#[derive(Clone, Copy)]
+struct WindowFns {
+    max: MaxFn,
+    max_idx: MaxFn,
+    /// Max pooling without indices, separably (see [`separable::max_planes`]).
+    max_separable: MaxFn,
+    avg: AvgFn,
+}
+
 /// Global pooling of `planes` planes of `len` floats.
 ///
 /// # Safety
@@ -85,7 +98,7 @@ type GlobalFn = unsafe fn(*const f32, usize, *mut f32, usize);
 macro_rules! pool_shells {
     ($simd:ty, [$($sw:literal),*] $(, $feat:literal)?) => {
         use super::window::{self, Window};
-        use super::{global, AvgFn, GlobalFn, MaxFn};
+        use super::{global, GlobalFn, WindowFns};
 
         /// Lanes per vector.
         pub(super) const LANES: usize = <$simd as super::simd::Simd>::LANES;
@@ -102,10 +115,20 @@ macro_rules! pool_shells {
 
         $(#[target_feature(enable = $feat)])?
         /// # Safety
-        /// See [`window::avg_planes`]; the CPU supports the ISA.
+        /// See [`separable::max_planes`](super::separable::max_planes); the CPU supports the ISA.
+        unsafe fn max_separable<const SW: usize, const KW: usize>(
+            w: &Window, x: *const f32, y: *mut f32, _idx: *mut i64, planes: usize,
+        ) {
+            // SAFETY: forwarded from the caller.
+            unsafe { super::separable::max_planes::<$simd, SW, KW>(w, x, y, planes) }
+        }
+
+        $(#[target_feature(enable = $feat)])?
+        /// # Safety
+        /// See [`separable::avg_planes`](super::separable::avg_planes); the CPU supports the ISA.
         unsafe fn avg<const SW: usize, const KW: usize>(w: &Window, x: *const f32, y: *mut f32, planes: usize) {
             // SAFETY: forwarded from the caller.
-            unsafe { window::avg_planes::<$simd, SW, KW>(w, x, y, planes) }
+            unsafe { super::separable::avg_planes::<$simd, SW, KW>(w, x, y, planes) }
         }
 
         $(#[target_feature(enable = $feat)])?
@@ -124,13 +147,18 @@ macro_rules! pool_shells {
             unsafe { global::max_planes::<$simd>(x, len, y, planes) }
         }
 
-        fn fns<const SW: usize, const KW: usize>() -> (MaxFn, MaxFn, AvgFn) {
-            (max::<SW, KW, false>, max::<SW, KW, true>, avg::<SW, KW>)
+        fn fns<const SW: usize, const KW: usize>() -> WindowFns {
+            WindowFns {
+                max: max::<SW, KW, false>,
+                max_idx: max::<SW, KW, true>,
+                max_separable: max_separable::<SW, KW>,
+                avg: avg::<SW, KW>,
+            }
         }
 
-        /// The windowed shells (max, max with indices, average) for column
-        /// stride class `sw` and window width `kw`, if the stride is specialized.
-        pub(super) fn window_fns(sw: usize, kw: usize) -> Option<(MaxFn, MaxFn, AvgFn)> {
+        /// The windowed shells for column stride class `sw` and window
+        /// width `kw`, if the stride is specialized.
+        pub(super) fn window_fns(sw: usize, kw: usize) -> Option<WindowFns> {
             match (sw, kw) {
                 $(($sw, 2) => Some(fns::<$sw, 2>()), ($sw, 3) => Some(fns::<$sw, 3>()), ($sw, _) => Some(fns::<$sw, 0>()),)*
                 _ => None,
@@ -146,7 +174,7 @@ macro_rules! pool_shells {
 use pool_shells;
 
 /// The shells of `isa` for column stride `sw` and window width `kw`, with the lane count.
-fn isa_window_fns(isa: Isa, sw: usize, kw: usize) -> Option<(usize, (MaxFn, MaxFn, AvgFn))> {
+fn isa_window_fns(isa: Isa, sw: usize, kw: usize) -> Option<(usize, WindowFns)> {
     match isa {
         Isa::Scalar => Some((scalar::LANES, scalar::window_fns(0, kw)?)),
         #[cfg(target_arch = "x86_64")]
@@ -220,7 +248,7 @@ impl PoolKernel {
         }
         let sw = g.stride[1];
         let kw = g.kernel[1];
-        let (lanes, (max, max_idx, avg)) = isa_window_fns(isa, sw, kw).unwrap_or_else(|| {
+        let (lanes, fns) = isa_window_fns(isa, sw, kw).unwrap_or_else(|| {
             isa = Isa::Scalar;
             isa_window_fns(Isa::Scalar, sw, kw).expect("scalar covers every stride")
         });
@@ -228,7 +256,15 @@ impl PoolKernel {
             PoolOp::Avg(d) => d,
             PoolOp::Max => Divisor::Override(1),
         };
-        PoolKernel { op, win: Window::new(g, divisor, lanes), isa, max, max_idx, avg }
+        let mut win = Window::new(g, divisor, lanes);
+        if let PoolOp::Avg(_) = op {
+            win.flat = FlatAvg::new(&win, lanes);
+        }
+        // Windows whose rows overlap share row maxima (no row dilation; an
+        // interior run, which the buffers' vectors assume).
+        let separable = g.dilation[0] == 1 && g.stride[0] < g.kernel[0] && win.lo < win.hi;
+        let max = if separable { fns.max_separable } else { fns.max };
+        PoolKernel { op, win, isa, max, max_idx: fns.max_idx, avg: fns.avg }
     }
 
     /// The geometry.
@@ -248,7 +284,11 @@ impl PoolKernel {
             PoolOp::Avg(_) => "avgpool",
         };
         let g = &self.win.g;
-        let interior = if self.win.lo < self.win.hi { "" } else { " border-only" };
+        let interior = match (self.win.flat.is_some(), self.win.lo < self.win.hi) {
+            (true, _) => " flat",
+            (false, true) => "",
+            (false, false) => " border-only",
+        };
         format!("{kind} {} s{}{interior}", self.isa, g.stride[1])
     }
 

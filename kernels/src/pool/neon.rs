@@ -63,6 +63,11 @@ impl Simd for Neon {
         unsafe { vmulq_f32(a, b) }
     }
     #[inline(always)]
+    unsafe fn and(a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: the caller's CPU supports NEON (trait contract).
+        unsafe { vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(a), vreinterpretq_u32_f32(b))) }
+    }
+    #[inline(always)]
     unsafe fn max_nan(best: float32x4_t, v: float32x4_t) -> float32x4_t {
         // SAFETY: the caller's CPU supports NEON (trait contract).
         unsafe {

@@ -72,6 +72,12 @@ pub(crate) trait Simd: Copy {
     /// # Safety
     /// The CPU supports the ISA.
     unsafe fn mul(a: Self::F, b: Self::F) -> Self::F;
+    /// The bits of `a` and `b` and-ed (a mask of all ones or zeros keeps
+    /// or clears a lane).
+    ///
+    /// # Safety
+    /// The CPU supports the ISA.
+    unsafe fn and(a: Self::F, b: Self::F) -> Self::F;
     /// Per lane: `v` if `v > best || v.is_nan()`, else `best`.
     ///
     /// # Safety
@@ -153,6 +159,10 @@ impl Simd for Scalar {
     #[inline(always)]
     unsafe fn mul(a: f32, b: f32) -> f32 {
         a * b
+    }
+    #[inline(always)]
+    unsafe fn and(a: f32, b: f32) -> f32 {
+        f32::from_bits(a.to_bits() & b.to_bits())
     }
     #[inline(always)]
     unsafe fn max_nan(best: f32, v: f32) -> f32 {

@@ -9,6 +9,8 @@
 //! outputs are pure functions of the input, so writing one twice is harmless).
 //! Rows need no split: the taps of a row that fall outside are skipped whole.
 
+use aligned_vec::{AVec, ConstAlign};
+
 use super::simd::Simd;
 use super::{Divisor, PoolGeometry};
 
@@ -24,7 +26,7 @@ pub(crate) fn tap_range(o: usize, s: usize, d: usize, pad: usize, k: usize, n: u
 
 /// A plan's geometry with everything per row and column found once: the
 /// interior column run, the valid taps of each output row and column, and
-/// average pooling's divisor factors.
+/// average pooling's reciprocal divisors.
 #[derive(Clone, Debug)]
 pub(crate) struct Window {
     pub g: PoolGeometry,
@@ -35,11 +37,58 @@ pub(crate) struct Window {
     pub rows: Vec<(usize, usize)>,
     /// Valid kernel columns `kx0..kx1` of each output column.
     pub cols: Vec<(usize, usize)>,
-    /// Average pooling: the divisor, and its factor per output row and
-    /// column (`divisor = row factor * column factor` unless overridden).
-    pub divisor: Divisor,
-    pub row_div: Vec<usize>,
-    pub col_div: Vec<usize>,
+    /// Average pooling: rows of `ow` reciprocal divisors, one per row
+    /// factor (`divisor = row factor * column factor` unless overridden),
+    /// and the offset of each output row's one.
+    pub recip: Vec<f32>,
+    pub recip_row: Vec<usize>,
+    /// Average pooling's flat path, where it applies.
+    pub flat: Option<FlatAvg>,
+}
+
+/// A 64-byte aligned table, so that vectors from its start load whole lines.
+pub(crate) type Table = AVec<f32, ConstAlign<64>>;
+
+/// Planes up to this many outputs take average pooling's flat path.
+const FLAT_MAX: usize = 4096;
+/// Windows up to this wide take it (and left paddings up to 16 floats, the
+/// offset of the column sums in their buffer).
+const FLAT_KW: usize = 9;
+
+/// Average pooling with unit strides, output rows as wide as the input rows
+/// (`ow == w`), on small planes: each pass runs over the whole plane as one
+/// row-major run instead of row by row, so short rows cost no more than long
+/// ones. The windows' sums along that run reach across row ends; these
+/// masks clear such taps.
+#[derive(Clone, Debug)]
+pub(crate) struct FlatAvg {
+    /// Each output's reciprocal divisor, row-major.
+    pub recip: Table,
+    /// For each window column `kx`, each output's mask: all ones where the
+    /// tap lies inside its row, zero where it would reach into the next or
+    /// previous row. Empty for column `pl`, inside for every output.
+    pub masks: Vec<Table>,
+}
+
+impl FlatAvg {
+    /// The flat path of `win` (an average) for vectors of `lanes`, if it applies.
+    pub fn new(win: &Window, lanes: usize) -> Option<FlatAvg> {
+        let g = &win.g;
+        let ([_, w], [oh, ow]) = (g.in_hw, g.out_hw);
+        let n = oh * ow;
+        // Tables of kw planes' size: for windows up to FLAT_KW wide.
+        let narrow = g.kernel[1] <= FLAT_KW && g.pad_before[1] <= 16;
+        if g.stride != [1, 1] || ow != w || n < lanes || n > FLAT_MAX || !narrow {
+            return None;
+        }
+        let pl = g.pad_before[1];
+        let recip = AVec::from_iter(64, (0..n).map(|j| win.recip[win.recip_row[j / w] + j % w]));
+        let inside = |kx: usize, j: usize| (j % w + kx).checked_sub(pl).is_some_and(|c| c < w);
+        let mask = |kx: usize| (0..n).map(move |j| f32::from_bits(if inside(kx, j) { !0 } else { 0 }));
+        let masks =
+            (0..g.kernel[1]).map(|kx| if kx == pl { AVec::new(64) } else { AVec::from_iter(64, mask(kx)) }).collect();
+        Some(FlatAvg { recip, masks })
+    }
 }
 
 /// The divisor factor of output `o` along one axis, whose valid taps are
@@ -77,7 +126,18 @@ impl Window {
             taps.iter().enumerate().map(|(o, &t)| div_factor(divisor, t, o, g.stride[a], g.kernel[a], padded)).collect()
         };
         let (row_div, col_div) = (factors(0, h, &rows), factors(1, w, &cols));
-        Window { g, lo, hi, rows, cols, divisor, row_div, col_div }
+        // Row factors lie in 1..=kh (1 when overridden): one reciprocal row each.
+        let factors_y = if let Divisor::Override(_) = divisor { 1 } else { g.kernel[0] };
+        let recip = (1..=factors_y)
+            .flat_map(|fy| {
+                col_div.iter().map(move |&fx| match divisor {
+                    Divisor::Override(d) => (1.0 / d as f64) as f32,
+                    _ => (1.0 / (fy * fx) as f64) as f32,
+                })
+            })
+            .collect();
+        let recip_row = row_div.iter().map(|&fy| (fy - 1) * ow).collect();
+        Window { g, lo, hi, rows, cols, recip, recip_row, flat: None }
     }
 }
 
@@ -105,7 +165,7 @@ unsafe fn load_cols<S: Simd, const SW: usize>(p: *const f32, sw: usize) -> S::F 
 /// # Safety
 /// Every tap of every lane is readable.
 #[inline(always)]
-unsafe fn max_row<S: Simd, const SW: usize, const KW: usize, const IDX: bool>(
+pub(crate) unsafe fn max_row<S: Simd, const SW: usize, const KW: usize, const IDX: bool>(
     xp: *const f32,
     at: usize,
     kw: usize,
@@ -169,7 +229,7 @@ unsafe fn max_row<S: Simd, const SW: usize, const KW: usize, const IDX: bool>(
 /// # Safety
 /// As [`max_row`].
 #[inline(always)]
-unsafe fn sum_row<S: Simd, const SW: usize, const KW: usize>(r: *const f32, kw: usize, sw: usize) -> S::F {
+pub(crate) unsafe fn sum_row<S: Simd, const SW: usize, const KW: usize>(r: *const f32, kw: usize, sw: usize) -> S::F {
     let kw = if KW > 0 { KW } else { kw };
     // SAFETY: forwarded from the caller.
     unsafe {
@@ -197,7 +257,7 @@ unsafe fn sum_row<S: Simd, const SW: usize, const KW: usize>(r: *const f32, kw: 
 /// The next vector start of the interior run after `ox0`, the last one
 /// overlapping its neighbour; `hi` when done.
 #[inline(always)]
-fn next_vector(ox0: usize, hi: usize, lanes: usize) -> usize {
+pub(crate) fn next_vector(ox0: usize, hi: usize, lanes: usize) -> usize {
     if ox0 + lanes >= hi { hi } else { (ox0 + lanes).min(hi - lanes) }
 }
 
@@ -258,10 +318,6 @@ pub(crate) unsafe fn max_planes<S: Simd, const SW: usize, const KW: usize, const
     let ([sh, sw], [dh, dw], [pt, pl]) = (g.stride, g.dilation, g.pad_before);
     let kw = g.kernel[1];
     let l = S::LANES;
-    if !IDX && dh == 1 && sh < g.kernel[0] && win.lo < win.hi {
-        // SAFETY: forwarded from the caller.
-        return unsafe { max_planes_separable::<S, SW, KW>(win, x, y, planes) };
-    }
     // SAFETY: the caller's contract covers every pointer formed below: rows
     // and columns come from the tap tables (border) or from the interior
     // run, whose windows lie inside the row by construction.
@@ -311,211 +367,6 @@ pub(crate) unsafe fn max_planes<S: Simd, const SW: usize, const KW: usize, const
                         if IDX {
                             S::store_idx(irow.add(ox0 + l), i1);
                         }
-                        ox0 = next_vector(ox0 + l, win.hi, l);
-                    } else {
-                        ox0 = next_vector(ox0, win.hi, l);
-                    }
-                }
-                (win.hi..ow).for_each(border);
-            }
-        }
-    }
-}
-
-/// Max pooling without indices for windows whose rows overlap (row stride
-/// below the window height, no row dilation), done separably: each input
-/// row's interior window maxima along the row are found once into a ring of
-/// `kh` row buffers, and each output row then takes the maximum of its rows'
-/// buffers, so rows shared by consecutive output rows are reduced once.
-///
-/// The max rule is a monoid (the last NaN, else the first maximum), so row
-/// results combined in row order equal the row-major scan bit for bit.
-///
-/// # Safety
-/// As [`max_planes`] without indices, with `win.lo < win.hi`.
-#[inline(always)]
-unsafe fn max_planes_separable<S: Simd, const SW: usize, const KW: usize>(
-    win: &Window,
-    x: *const f32,
-    y: *mut f32,
-    planes: usize,
-) {
-    let g = &win.g;
-    let ([h, w], [oh, ow]) = (g.in_hw, g.out_hw);
-    let ([sh, sw], [_, dw], [pt, pl]) = (g.stride, g.dilation, g.pad_before);
-    let (kh, kw) = (g.kernel[0], g.kernel[1]);
-    let l = S::LANES;
-    let n = win.hi - win.lo;
-    // Slot `iy % kh` holds input row `held[slot]`'s interior maxima: the rows
-    // of one output row are at most kh consecutive rows, so distinct slots.
-    let mut ring = vec![0.0f32; kh * n];
-    let mut held = vec![usize::MAX; kh];
-    // The ring slots of the current output row's input rows, in row order.
-    let mut slots = vec![std::ptr::null::<f32>(); kh];
-    // SAFETY: as in `max_planes`; ring slots hold n floats and every vector
-    // below starts at most n - LANES into one (interior run of >= LANES).
-    unsafe {
-        let steps = S::lane_steps(sw);
-        let ring = ring.as_mut_ptr();
-        let slots = slots.as_mut_slice();
-        for p in 0..planes {
-            let xp = x.add(p * h * w);
-            held.fill(usize::MAX);
-            for oy in 0..oh {
-                let (ky0, ky1) = win.rows[oy];
-                let yrow = y.add((p * oh + oy) * ow);
-                for ky in ky0..ky1 {
-                    let iy = oy * sh + ky - pt;
-                    let slot = iy % kh;
-                    if held[slot] == iy {
-                        continue;
-                    }
-                    held[slot] = iy;
-                    let out = ring.add(slot * n);
-                    let mut ox0 = win.lo;
-                    while ox0 < win.hi {
-                        let at = iy * w + ox0 * sw - pl;
-                        let (v, _) = max_row::<S, SW, KW, false>(xp, at, kw, dw, sw, steps);
-                        S::store(out.add(ox0 - win.lo), v);
-                        ox0 = next_vector(ox0, win.hi, l);
-                    }
-                }
-                for ox in (0..win.lo).chain(win.hi..ow) {
-                    *yrow.add(ox) = max_border(win, xp, oy, ox).0;
-                }
-                for ky in ky0..ky1 {
-                    slots[ky - ky0] = ring.add((oy * sh + ky - pt) % kh * n);
-                }
-                let rows = &slots[..ky1 - ky0];
-                let mut c = 0;
-                while c < n {
-                    let mut b = S::load(rows[0].add(c));
-                    for r in &rows[1..] {
-                        b = S::max_nan(b, S::load(r.add(c)));
-                    }
-                    S::store(yrow.add(win.lo + c), b);
-                    c = next_vector(c, n, l);
-                }
-            }
-        }
-    }
-}
-
-/// Sums the input rows `iy0, iy0 + 1, ..., iy0 + n - 1` of a plane
-/// (`n >= 2`) column by column into `out[0..w]`; the last vector overlaps
-/// its neighbour when `w` is not a multiple of the lanes.
-///
-/// # Safety
-/// The `n` rows of `w` floats from `xp + iy0*w` are readable, `out[0..w]` writable.
-#[inline(always)]
-unsafe fn sum_rows<S: Simd>(xp: *const f32, w: usize, iy0: usize, n: usize, out: *mut f32) {
-    let l = S::LANES;
-    if w < l {
-        // SAFETY: as above, one element at a time.
-        (0..w).for_each(|c| unsafe { *out.add(c) = (0..n).map(|k| *xp.add((iy0 + k) * w + c)).sum() });
-        return;
-    }
-    let mut c = 0;
-    while c < w {
-        let c0 = c.min(w - l);
-        // SAFETY: c0 + LANES <= w: inside every row and `out`.
-        unsafe {
-            let r = xp.add(iy0 * w + c0);
-            let mut s = S::add(S::load(r), S::load(r.add(w)));
-            for k in 2..n {
-                s = S::add(s, S::load(r.add(k * w)));
-            }
-            S::store(out.add(c0), s);
-        }
-        c = c0 + l;
-    }
-}
-
-/// The row the average windows of output row `oy` run along: its single
-/// input row as it is, else its input rows summed column by column into `buf`.
-///
-/// # Safety
-/// `xp` is a plane `win` describes; `buf` holds `w` writable floats.
-#[inline(always)]
-unsafe fn avg_row<S: Simd>(win: &Window, xp: *const f32, oy: usize, buf: *mut f32) -> *const f32 {
-    let (ky0, ky1) = win.rows[oy];
-    let w = win.g.in_hw[1];
-    let iy0 = oy * win.g.stride[0] + ky0 - win.g.pad_before[0];
-    // SAFETY: the rows iy0..iy0 + (ky1 - ky0) are inside the plane (tap table).
-    unsafe {
-        if ky1 - ky0 == 1 {
-            xp.add(iy0 * w)
-        } else {
-            sum_rows::<S>(xp, w, iy0, ky1 - ky0, buf);
-            buf
-        }
-    }
-}
-
-/// Average pooling of `planes` planes with PyTorch's divisor rules.
-///
-/// Each output row first sums its input rows column by column into a row
-/// buffer (one pass, `kh` loads per vector), then runs the windows along
-/// that buffer (`kw` loads per vector, the border columns too): fewer loads
-/// than `kh * kw` per vector, and the border costs `kw` scalar taps.
-///
-/// # Safety
-/// As [`max_planes`] without indices.
-#[inline(always)]
-pub(crate) unsafe fn avg_planes<S: Simd, const SW: usize, const KW: usize>(
-    win: &Window,
-    x: *const f32,
-    y: *mut f32,
-    planes: usize,
-) {
-    let g = &win.g;
-    let ([h, w], [oh, ow]) = (g.in_hw, g.out_hw);
-    let (sw, pl) = (g.stride[1], g.pad_before[1]);
-    let kw = g.kernel[1];
-    let l = S::LANES;
-    let divisor = win.divisor;
-    // Two row buffers: the column sums of the next output row are written
-    // while the current one is read, so the reads never wait on those stores.
-    let mut bufs = [vec![0.0f32; w], vec![0.0f32; w]];
-    // SAFETY: as in `max_planes` (average pooling has no dilation); each
-    // buffer holds one row of w floats, which the window pass reads like an
-    // input row.
-    unsafe {
-        for p in 0..planes {
-            let xp = x.add(p * h * w);
-            let mut next = avg_row::<S>(win, xp, 0, bufs[0].as_mut_ptr());
-            for oy in 0..oh {
-                let r = next;
-                if oy + 1 < oh {
-                    next = avg_row::<S>(win, xp, oy + 1, bufs[(oy + 1) % 2].as_mut_ptr());
-                }
-                let fy = win.row_div[oy];
-                let yrow = y.add((p * oh + oy) * ow);
-                let border = |ox: usize| {
-                    let (kx0, kx1) = win.cols[ox];
-                    let sum: f32 = (kx0..kx1).map(|kx| *r.add(ox * sw + kx - pl)).sum();
-                    let d = match divisor {
-                        Divisor::Override(d) => d,
-                        _ => fy * win.col_div[ox],
-                    };
-                    *yrow.add(ox) = sum / d as f32;
-                };
-                (0..win.lo).for_each(border);
-                // Interior windows cover kw columns in both divisor modes.
-                let d = match divisor {
-                    Divisor::Override(d) => d,
-                    _ => fy * kw,
-                };
-                let inv = S::splat(1.0 / d as f32);
-                let mut ox0 = win.lo;
-                while ox0 < win.hi {
-                    let pair = ox0 + 2 * l <= win.hi;
-                    let c0 = ox0 * sw - pl;
-                    let s0 = sum_row::<S, SW, KW>(r.add(c0), kw, sw);
-                    S::store(yrow.add(ox0), S::mul(s0, inv));
-                    if pair {
-                        let s1 = sum_row::<S, SW, KW>(r.add(c0 + l * sw), kw, sw);
-                        S::store(yrow.add(ox0 + l), S::mul(s1, inv));
                         ox0 = next_vector(ox0 + l, win.hi, l);
                     } else {
                         ox0 = next_vector(ox0, win.hi, l);
