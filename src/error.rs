@@ -158,7 +158,11 @@ pub(crate) fn checked_product(dims: &[usize], what: &str) -> Result<usize> {
 
 /// Checks that `len` matches the element count of `shape`.
 pub(crate) fn check_len(what: &'static str, len: usize, shape: &[usize]) -> Result<()> {
-    let expected = checked_product(shape, &format!("the element count of {what} {shape:?}"))?;
+    // The message is only formatted on overflow (this runs on every call).
+    let expected = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| Error::overflow(format!("the element count of {what} {shape:?}")))?;
     if len != expected {
         return Err(Error::LengthMismatch { what, expected, got: len });
     }
