@@ -343,6 +343,132 @@ unsafe fn feed<V: Simd, const U: usize>(acc: &mut [V; U], v: &[V; U], w: f32) {
 }
 
 /// A strip of `U` vectors of one output plane, from output column `ox`
+/// down all rows, for an `FH`-row filter with unit row stride and
+/// dilation, read from the bordered plane. It walks the padded rows once:
+/// each row's vectors are loaded once per column tap and feed the `FH`
+/// output rows they touch, so a tap costs `1/FH` of a load. `FH` sets of
+/// accumulators take turns as the output rows (set `o % FH` holds output
+/// row o); the walk is unrolled by `FH` so the turns are fixed registers.
+/// Padding rows add nothing and are skipped.
+///
+/// # Safety
+/// The CPU supports `V`'s ISA, `job.check()` passed, the row stride and
+/// dilation are 1, `g.fh == FH <= 7`, and `ox + U*LANES <= OW` rounded up
+/// to whole vectors.
+#[inline(always)]
+unsafe fn strip_rows<V: Simd, const FH: usize, const U: usize>(
+    job: &Job<'_>,
+    wj: &[f32],
+    b: f32,
+    ox: usize,
+    out: &mut [f32],
+) {
+    // SAFETY: the ISA is supported (caller's contract).
+    let mut acc = [[unsafe { V::splat(b) }; U]; FH];
+    let rows = job.g.oh + FH - 1;
+    let mut i = 0;
+    // SAFETY (the calls): forwarded from the caller; row i < OH + FH - 1
+    // and i % FH is the step's S.
+    unsafe {
+        while i + FH <= rows {
+            row_step::<V, FH, U, 0>(job, wj, b, &mut acc, i, ox, out);
+            row_step::<V, FH, U, 1>(job, wj, b, &mut acc, i + 1, ox, out);
+            row_step::<V, FH, U, 2>(job, wj, b, &mut acc, i + 2, ox, out);
+            if FH > 3 {
+                row_step::<V, FH, U, 3>(job, wj, b, &mut acc, i + 3, ox, out);
+                row_step::<V, FH, U, 4>(job, wj, b, &mut acc, i + 4, ox, out);
+            }
+            if FH > 5 {
+                row_step::<V, FH, U, 5>(job, wj, b, &mut acc, i + 5, ox, out);
+                row_step::<V, FH, U, 6>(job, wj, b, &mut acc, i + 6, ox, out);
+            }
+            i += FH;
+        }
+        // Fewer than FH rows are left.
+        if i < rows {
+            row_step::<V, FH, U, 0>(job, wj, b, &mut acc, i, ox, out);
+        }
+        if i + 1 < rows {
+            row_step::<V, FH, U, 1>(job, wj, b, &mut acc, i + 1, ox, out);
+        }
+        if FH > 3 && i + 2 < rows {
+            row_step::<V, FH, U, 2>(job, wj, b, &mut acc, i + 2, ox, out);
+        }
+        if FH > 3 && i + 3 < rows {
+            row_step::<V, FH, U, 3>(job, wj, b, &mut acc, i + 3, ox, out);
+        }
+        if FH > 5 && i + 4 < rows {
+            row_step::<V, FH, U, 4>(job, wj, b, &mut acc, i + 4, ox, out);
+        }
+        if FH > 5 && i + 5 < rows {
+            row_step::<V, FH, U, 5>(job, wj, b, &mut acc, i + 5, ox, out);
+        }
+    }
+}
+
+/// Padded row `i` (`i % FH == S`) of [`strip_rows`]: filter row k adds to
+/// output row i - k, held in set `(S - k) mod FH`; output row i - (FH-1)
+/// is then complete: stored if it exists, and its set restarted from the
+/// bias (as output row i + 1).
+///
+/// # Safety
+/// As for [`strip_rows`], `i < OH + FH - 1`, `i % FH == S < FH`.
+#[inline(always)]
+unsafe fn row_step<V: Simd, const FH: usize, const U: usize, const S: usize>(
+    job: &Job<'_>,
+    wj: &[f32],
+    b: f32,
+    acc: &mut [[V; U]; FH],
+    i: usize,
+    ox: usize,
+    out: &mut [f32],
+) {
+    let g = &job.g;
+    let (sx, dx, l) = (g.stride[1], g.dilation[1], V::LANES);
+    let seg = job.pitch / sx;
+    let set = |k: usize| (S + FH - k) % FH;
+    if (g.pad_top..g.pad_top + g.h).contains(&i) {
+        let row = &job.padded[i * job.pitch..(i + 1) * job.pitch];
+        let (ph_step, q_step) = (dx % sx, dx / sx);
+        let (mut ph, mut q) = (0, ox);
+        for fx in 0..g.fw {
+            // SAFETY: as in `block`, the phase segment reaches every tap of
+            // every vector up to the width rounded to MAX_LANES.
+            let v: [V; U] = std::array::from_fn(|u| unsafe { V::load(row.as_ptr().add(ph * seg + q + u * l)) });
+            (ph, q) = (ph + ph_step, q + q_step);
+            if ph >= sx {
+                (ph, q) = (ph - sx, q + 1);
+            }
+            // Written out per filter row with constant set indices (FH <= 7),
+            // so the accumulators stay in registers.
+            // SAFETY: k < FH and fx < FW index the filter; the ISA is
+            // supported.
+            unsafe {
+                let w = |k: usize| *wj.get_unchecked(k * g.fw + fx);
+                feed(&mut acc[set(0)], &v, w(0));
+                feed(&mut acc[set(1)], &v, w(1));
+                feed(&mut acc[set(2)], &v, w(2));
+                if FH > 3 {
+                    feed(&mut acc[set(3)], &v, w(3));
+                    feed(&mut acc[set(4)], &v, w(4));
+                }
+                if FH > 5 {
+                    feed(&mut acc[set(5)], &v, w(5));
+                    feed(&mut acc[set(6)], &v, w(6));
+                }
+            }
+        }
+    }
+    let done = set(FH - 1);
+    if i + 1 >= FH {
+        // SAFETY: output row i + 1 - FH < OH; the ISA is supported.
+        unsafe { store_row::<V, U>(job, &acc[done], i + 1 - FH, ox, out) };
+    }
+    // SAFETY: the ISA is supported.
+    acc[done] = [unsafe { V::splat(b) }; U];
+}
+
+/// A strip of `U` vectors of one output plane, from output column `ox`
 /// down all rows, for a 3x3 filter with unit strides and dilations whose
 /// weights `wv` are already broadcast. It walks the input rows once: each
 /// input row vector is loaded once per column tap and feeds the three
@@ -506,9 +632,10 @@ unsafe fn body3x3<V: Simd>(job: &mut Job<'_>) {
     }
 }
 
-/// The generic body: every output plane in blocks of four rows (then
-/// single rows) by up to four vectors (two where the ISA has 16
-/// registers).
+/// The generic body: unit row strides and dilations with 3, 5 or 7 filter
+/// rows in strips down the plane ([`strip_rows`]), anything else in blocks
+/// of four rows (then single rows) by up to four vectors (two where the
+/// ISA has 16 registers).
 ///
 /// # Safety
 /// The CPU supports `V`'s ISA and `job.check()` passed.
@@ -517,12 +644,43 @@ unsafe fn body<V: Simd>(job: &mut Job<'_>) {
     let g = job.g;
     let (l, taps, plane) = (V::LANES, g.fh * g.fw, g.oh * g.ow);
     let wide = if V::REGS >= 32 { 4 } else { 2 };
+    // Unit row stride and dilation with 3, 5 or 7 filter rows walk the rows
+    // once in strips as wide as FH+1 registers per vector allow (FH sets of
+    // accumulators and the loaded vector, with four to spare).
+    let rolling = g.stride[0] == 1 && g.dilation[0] == 1 && matches!(g.fh, 3 | 5 | 7);
+    let strip_wide = ((V::REGS - 4) / (g.fh + 1)).clamp(1, if g.fh == 7 { 3 } else { 4 });
     let mut y = std::mem::take(&mut job.y);
     let job = &*job;
     for (j, &b) in job.bias.iter().enumerate() {
         let wj = &job.w[j * taps..(j + 1) * taps];
         let (yj, rest) = y.split_at_mut(plane);
         y = rest;
+        if rolling {
+            let mut ox = 0;
+            while ox < g.ow {
+                let vectors = (g.ow - ox).div_ceil(l).min(strip_wide);
+                // SAFETY: ox + vectors*LANES is the width rounded up to
+                // whole vectors at most, the row stride and dilation are 1,
+                // FH matches; the rest is the caller's contract.
+                unsafe {
+                    match (g.fh, vectors) {
+                        (3, 4) => strip_rows::<V, 3, 4>(job, wj, b, ox, yj),
+                        (3, 3) => strip_rows::<V, 3, 3>(job, wj, b, ox, yj),
+                        (3, 2) => strip_rows::<V, 3, 2>(job, wj, b, ox, yj),
+                        (3, _) => strip_rows::<V, 3, 1>(job, wj, b, ox, yj),
+                        (5, 4) => strip_rows::<V, 5, 4>(job, wj, b, ox, yj),
+                        (5, 3) => strip_rows::<V, 5, 3>(job, wj, b, ox, yj),
+                        (5, 2) => strip_rows::<V, 5, 2>(job, wj, b, ox, yj),
+                        (5, _) => strip_rows::<V, 5, 1>(job, wj, b, ox, yj),
+                        (_, 3) => strip_rows::<V, 7, 3>(job, wj, b, ox, yj),
+                        (_, 2) => strip_rows::<V, 7, 2>(job, wj, b, ox, yj),
+                        (_, _) => strip_rows::<V, 7, 1>(job, wj, b, ox, yj),
+                    }
+                }
+                ox += vectors * l;
+            }
+            continue;
+        }
         let mut oy = 0;
         while oy < g.oh {
             let four = oy + 4 <= g.oh;
@@ -630,8 +788,9 @@ mod tests {
     #[test]
     fn every_kernel_matches_the_naive_loops() {
         // (h, w, fh, fw, stride, dilation, pad_top, pad_left): the 3x3 body,
-        // column strides 2 and 3, 5x5 and 7x7, dilations, widths that are
-        // no multiple of any vector, heights that are no multiple of 4.
+        // row strips (3, 5, 7 rows), row blocks, column strides 2 and 3,
+        // dilations, widths that are no multiple of any vector, heights
+        // that are no multiple of 4 or of the filter.
         let shapes = [
             (7, 70, 3, 3, [1, 1], [1, 1], 1, 1),
             (9, 37, 3, 5, [2, 3], [1, 2], 0, 2),
@@ -645,6 +804,11 @@ mod tests {
             (11, 33, 5, 5, [1, 1], [2, 2], 4, 4),
             (8, 19, 3, 3, [1, 2], [2, 1], 2, 1),
             (9, 23, 5, 3, [2, 1], [1, 3], 2, 3),
+            (10, 41, 3, 3, [1, 2], [1, 1], 1, 1),
+            (12, 40, 5, 7, [1, 1], [1, 2], 2, 3),
+            (6, 20, 7, 5, [1, 3], [1, 1], 3, 2),
+            (2, 9, 7, 7, [1, 1], [1, 1], 3, 3),
+            (16, 100, 3, 1, [1, 1], [1, 1], 0, 0),
         ];
         let geoms = shapes.map(
             |(h, w, fh, fw, stride, dilation, pad_top, pad_left): (_, _, _, _, [usize; 2], [usize; 2], _, _)| {
