@@ -93,7 +93,7 @@ impl Depthwise {
         }
         if is_unit_3x3(g) {
             // The 3x3 body reads the plane itself, borders by masked loads.
-            let mut job = Job { x, padded: &[], pitch: 0, g: *g, w, bias, clamp, y };
+            let mut job = Job { x, padded: &mut [], pitch: 0, g: *g, w, bias, clamp, y };
             job.check();
             // SAFETY: `for_isa` only hands out kernels this CPU supports, and
             // `check` passed.
@@ -117,7 +117,6 @@ impl Depthwise {
                 padded.fill(0.0);
                 *zeroed_for = Some(*g);
             }
-            copy_interior(x, g, cols, padded);
             let mut job = Job { x, padded, pitch: cols, g: *g, w, bias, clamp, y };
             job.check();
             // SAFETY: `for_isa` only hands out kernels this CPU supports, and
@@ -162,6 +161,7 @@ struct Scratch {
 /// Copies `x` into `dst` (rows of `pitch`) at (pad_top, pad_left), split
 /// into column phases as [`padded_dims`] lays them out; the border around
 /// it is left as it is (zero).
+#[inline(always)]
 fn copy_interior(x: &[f32], g: &Geometry, pitch: usize, dst: &mut [f32]) {
     let (sx, pl) = (g.stride[1], g.pad_left);
     let seg = pitch / sx;
@@ -206,8 +206,9 @@ fn copy_interior(x: &[f32], g: &Geometry, pitch: usize, dst: &mut [f32]) {
 struct Job<'a> {
     /// The input plane.
     x: &'a [f32],
-    /// The bordered copy (empty for the 3x3 body, which reads `x`).
-    padded: &'a [f32],
+    /// The bordered plane, its border zero (empty for the 3x3 body, which
+    /// reads `x`); the body copies `x` into it.
+    padded: &'a mut [f32],
     pitch: usize,
     g: Geometry,
     w: &'a [f32],
@@ -342,21 +343,48 @@ unsafe fn feed<V: Simd, const U: usize>(acc: &mut [V; U], v: &[V; U], w: f32) {
     }
 }
 
-/// A strip of `U` vectors of one output plane, from output column `ox`
-/// down all rows, for an `FH`-row filter with unit row stride and
-/// dilation, read from the bordered plane. It walks the padded rows once:
-/// each row's vectors are loaded once per column tap and feed the `FH`
-/// output rows they touch, so a tap costs `1/FH` of a load. `FH` sets of
-/// accumulators take turns as the output rows (set `o % FH` holds output
-/// row o); the walk is unrolled by `FH` so the turns are fixed registers.
-/// Padding rows add nothing and are skipped.
+/// Every output plane's strips for an `FH`-row filter with row stride
+/// `SY` and unit row dilation: strips as wide as the registers allow
+/// (`NS` = ceil(FH/SY) sets of accumulators and the loaded vectors, with
+/// four to spare).
 ///
 /// # Safety
-/// The CPU supports `V`'s ISA, `job.check()` passed, the row stride and
-/// dilation are 1, `g.fh == FH <= 7`, and `ox + U*LANES <= OW` rounded up
-/// to whole vectors.
+/// The CPU supports `V`'s ISA, `job.check()` passed, `g.fh == FH <= 7`,
+/// `g.stride[0] == SY`, `NS * SY <= 8`, and the row dilation is 1.
 #[inline(always)]
-unsafe fn strip_rows<V: Simd, const FH: usize, const U: usize>(
+unsafe fn strips<V: Simd, const FH: usize, const SY: usize>(job: &Job<'_>, wj: &[f32], b: f32, out: &mut [f32]) {
+    let (g, l) = (&job.g, V::LANES);
+    let wide = ((V::REGS - 4) / (FH.div_ceil(SY) + 1)).clamp(1, 4);
+    let mut ox = 0;
+    while ox < g.ow {
+        let vectors = (g.ow - ox).div_ceil(l).min(wide);
+        // SAFETY: ox + vectors*LANES is the width rounded up to whole
+        // vectors at most; the rest is the caller's contract.
+        unsafe {
+            match vectors {
+                4 => strip_rows::<V, FH, SY, 4>(job, wj, b, ox, out),
+                3 => strip_rows::<V, FH, SY, 3>(job, wj, b, ox, out),
+                2 => strip_rows::<V, FH, SY, 2>(job, wj, b, ox, out),
+                _ => strip_rows::<V, FH, SY, 1>(job, wj, b, ox, out),
+            }
+        }
+        ox += vectors * l;
+    }
+}
+
+/// A strip of `U` vectors of one output plane, from output column `ox`
+/// down all rows, read from the bordered plane. It walks the padded rows
+/// once: each row's vectors are loaded once per column tap and feed every
+/// output row they touch (up to `NS` = ceil(FH/SY)), so a tap costs a
+/// fraction of a load. `NS` sets of accumulators take turns as the output
+/// rows (set `o % NS` holds output row o); the walk is unrolled by the
+/// period `P = NS * SY` so the turns are fixed registers. Padding rows add
+/// nothing and are skipped.
+///
+/// # Safety
+/// As for [`strips`], and `ox + U*LANES <= OW` rounded up to whole vectors.
+#[inline(always)]
+unsafe fn strip_rows<V: Simd, const FH: usize, const SY: usize, const U: usize>(
     job: &Job<'_>,
     wj: &[f32],
     b: f32,
@@ -364,61 +392,77 @@ unsafe fn strip_rows<V: Simd, const FH: usize, const U: usize>(
     out: &mut [f32],
 ) {
     // SAFETY: the ISA is supported (caller's contract).
-    let mut acc = [[unsafe { V::splat(b) }; U]; FH];
-    let rows = job.g.oh + FH - 1;
+    let bv = [unsafe { V::splat(b) }; U];
+    // Only the first NS sets are used; the others are optimized away.
+    let mut acc = [bv; 8];
+    let period = FH.div_ceil(SY) * SY;
+    // Output row OH-1 is complete after padded row (OH-1)*SY + FH-1.
+    let rows = (job.g.oh - 1) * SY + FH;
     let mut i = 0;
-    // SAFETY (the calls): forwarded from the caller; row i < OH + FH - 1
-    // and i % FH is the step's S.
+    // SAFETY (the calls): forwarded from the caller; row i < rows and
+    // i % period is the step's S.
     unsafe {
-        while i + FH <= rows {
-            row_step::<V, FH, U, 0>(job, wj, b, &mut acc, i, ox, out);
-            row_step::<V, FH, U, 1>(job, wj, b, &mut acc, i + 1, ox, out);
-            row_step::<V, FH, U, 2>(job, wj, b, &mut acc, i + 2, ox, out);
-            if FH > 3 {
-                row_step::<V, FH, U, 3>(job, wj, b, &mut acc, i + 3, ox, out);
-                row_step::<V, FH, U, 4>(job, wj, b, &mut acc, i + 4, ox, out);
+        while i + period <= rows {
+            row_step::<V, FH, SY, U, 0>(job, wj, bv, &mut acc, i, ox, out);
+            row_step::<V, FH, SY, U, 1>(job, wj, bv, &mut acc, i + 1, ox, out);
+            row_step::<V, FH, SY, U, 2>(job, wj, bv, &mut acc, i + 2, ox, out);
+            if period > 3 {
+                row_step::<V, FH, SY, U, 3>(job, wj, bv, &mut acc, i + 3, ox, out);
             }
-            if FH > 5 {
-                row_step::<V, FH, U, 5>(job, wj, b, &mut acc, i + 5, ox, out);
-                row_step::<V, FH, U, 6>(job, wj, b, &mut acc, i + 6, ox, out);
+            if period > 4 {
+                row_step::<V, FH, SY, U, 4>(job, wj, bv, &mut acc, i + 4, ox, out);
             }
-            i += FH;
+            if period > 5 {
+                row_step::<V, FH, SY, U, 5>(job, wj, bv, &mut acc, i + 5, ox, out);
+            }
+            if period > 6 {
+                row_step::<V, FH, SY, U, 6>(job, wj, bv, &mut acc, i + 6, ox, out);
+            }
+            if period > 7 {
+                row_step::<V, FH, SY, U, 7>(job, wj, bv, &mut acc, i + 7, ox, out);
+            }
+            i += period;
         }
-        // Fewer than FH rows are left.
+        // Fewer than `period` rows are left.
         if i < rows {
-            row_step::<V, FH, U, 0>(job, wj, b, &mut acc, i, ox, out);
+            row_step::<V, FH, SY, U, 0>(job, wj, bv, &mut acc, i, ox, out);
         }
         if i + 1 < rows {
-            row_step::<V, FH, U, 1>(job, wj, b, &mut acc, i + 1, ox, out);
+            row_step::<V, FH, SY, U, 1>(job, wj, bv, &mut acc, i + 1, ox, out);
         }
-        if FH > 3 && i + 2 < rows {
-            row_step::<V, FH, U, 2>(job, wj, b, &mut acc, i + 2, ox, out);
+        if period > 3 && i + 2 < rows {
+            row_step::<V, FH, SY, U, 2>(job, wj, bv, &mut acc, i + 2, ox, out);
         }
-        if FH > 3 && i + 3 < rows {
-            row_step::<V, FH, U, 3>(job, wj, b, &mut acc, i + 3, ox, out);
+        if period > 4 && i + 3 < rows {
+            row_step::<V, FH, SY, U, 3>(job, wj, bv, &mut acc, i + 3, ox, out);
         }
-        if FH > 5 && i + 4 < rows {
-            row_step::<V, FH, U, 4>(job, wj, b, &mut acc, i + 4, ox, out);
+        if period > 5 && i + 4 < rows {
+            row_step::<V, FH, SY, U, 4>(job, wj, bv, &mut acc, i + 4, ox, out);
         }
-        if FH > 5 && i + 5 < rows {
-            row_step::<V, FH, U, 5>(job, wj, b, &mut acc, i + 5, ox, out);
+        if period > 6 && i + 5 < rows {
+            row_step::<V, FH, SY, U, 5>(job, wj, bv, &mut acc, i + 5, ox, out);
+        }
+        if period > 7 && i + 6 < rows {
+            row_step::<V, FH, SY, U, 6>(job, wj, bv, &mut acc, i + 6, ox, out);
         }
     }
 }
 
-/// Padded row `i` (`i % FH == S`) of [`strip_rows`]: filter row k adds to
-/// output row i - k, held in set `(S - k) mod FH`; output row i - (FH-1)
-/// is then complete: stored if it exists, and its set restarted from the
-/// bias (as output row i + 1).
+/// Padded row `i` (`i % P == S`, `P = NS * SY`) of [`strip_rows`]: filter
+/// row k adds to output row (i - k) / SY where that divides, held in set
+/// `((i - k) / SY) % NS`; once filter row FH-1 has been added, that output
+/// row is complete: stored if it exists, and its set restarted from the
+/// bias (for output row o + NS, whose first input row comes later since
+/// NS * SY >= FH).
 ///
 /// # Safety
-/// As for [`strip_rows`], `i < OH + FH - 1`, `i % FH == S < FH`.
+/// As for [`strip_rows`], `i < (OH-1)*SY + FH`, `i % P == S < P`.
 #[inline(always)]
-unsafe fn row_step<V: Simd, const FH: usize, const U: usize, const S: usize>(
+unsafe fn row_step<V: Simd, const FH: usize, const SY: usize, const U: usize, const S: usize>(
     job: &Job<'_>,
     wj: &[f32],
-    b: f32,
-    acc: &mut [[V; U]; FH],
+    bv: [V; U],
+    acc: &mut [[V; U]; 8],
     i: usize,
     ox: usize,
     out: &mut [f32],
@@ -426,7 +470,11 @@ unsafe fn row_step<V: Simd, const FH: usize, const U: usize, const S: usize>(
     let g = &job.g;
     let (sx, dx, l) = (g.stride[1], g.dilation[1], V::LANES);
     let seg = job.pitch / sx;
-    let set = |k: usize| (S + FH - k) % FH;
+    let ns = FH.div_ceil(SY);
+    let period = ns * SY;
+    // Filter row k meets padded row i (i % P == S) in output row (i-k)/SY,
+    // if SY divides i - k: set ((S + P - k) / SY) % NS, a constant.
+    let set = |k: usize| ((S + period - k) % SY == 0).then_some((S + period - k) / SY % ns);
     if (g.pad_top..g.pad_top + g.h).contains(&i) {
         let row = &job.padded[i * job.pitch..(i + 1) * job.pitch];
         let (ph_step, q_step) = (dx % sx, dx / sx);
@@ -445,27 +493,24 @@ unsafe fn row_step<V: Simd, const FH: usize, const U: usize, const S: usize>(
             // supported.
             unsafe {
                 let w = |k: usize| *wj.get_unchecked(k * g.fw + fx);
-                feed(&mut acc[set(0)], &v, w(0));
-                feed(&mut acc[set(1)], &v, w(1));
-                feed(&mut acc[set(2)], &v, w(2));
-                if FH > 3 {
-                    feed(&mut acc[set(3)], &v, w(3));
-                    feed(&mut acc[set(4)], &v, w(4));
-                }
-                if FH > 5 {
-                    feed(&mut acc[set(5)], &v, w(5));
-                    feed(&mut acc[set(6)], &v, w(6));
+                for k in [0, 1, 2, 3, 4, 5, 6] {
+                    if k < FH
+                        && let Some(t) = set(k)
+                    {
+                        feed(&mut acc[t], &v, w(k));
+                    }
                 }
             }
         }
     }
-    let done = set(FH - 1);
-    if i + 1 >= FH {
-        // SAFETY: output row i + 1 - FH < OH; the ISA is supported.
-        unsafe { store_row::<V, U>(job, &acc[done], i + 1 - FH, ox, out) };
+    if let Some(t) = set(FH - 1) {
+        if i + 1 >= FH {
+            // SAFETY: output row (i + 1 - FH) / SY < OH; the ISA is
+            // supported.
+            unsafe { store_row::<V, U>(job, &acc[t], (i + 1 - FH) / SY, ox, out) };
+        }
+        acc[t] = bv;
     }
-    // SAFETY: the ISA is supported.
-    acc[done] = [unsafe { V::splat(b) }; U];
 }
 
 /// A strip of `U` vectors of one output plane, from output column `ox`
@@ -632,8 +677,8 @@ unsafe fn body3x3<V: Simd>(job: &mut Job<'_>) {
     }
 }
 
-/// The generic body: unit row strides and dilations with 3, 5 or 7 filter
-/// rows in strips down the plane ([`strip_rows`]), anything else in blocks
+/// The generic body: row strides 1 and 2 with unit row dilation and 3, 5
+/// or 7 filter rows in strips down the plane ([`strip_rows`]), anything else in blocks
 /// of four rows (then single rows) by up to four vectors (two where the
 /// ISA has 16 registers).
 ///
@@ -644,11 +689,9 @@ unsafe fn body<V: Simd>(job: &mut Job<'_>) {
     let g = job.g;
     let (l, taps, plane) = (V::LANES, g.fh * g.fw, g.oh * g.ow);
     let wide = if V::REGS >= 32 { 4 } else { 2 };
-    // Unit row stride and dilation with 3, 5 or 7 filter rows walk the rows
-    // once in strips as wide as FH+1 registers per vector allow (FH sets of
-    // accumulators and the loaded vector, with four to spare).
-    let rolling = g.stride[0] == 1 && g.dilation[0] == 1 && matches!(g.fh, 3 | 5 | 7);
-    let strip_wide = ((V::REGS - 4) / (g.fh + 1)).clamp(1, if g.fh == 7 { 3 } else { 4 });
+    // Row strides 1 and 2 with unit row dilation and 3, 5 or 7 filter rows
+    // walk the rows once in strips.
+    let rolling = matches!(g.stride[0], 1 | 2) && g.dilation[0] == 1 && matches!(g.fh, 3 | 5 | 7);
     let mut y = std::mem::take(&mut job.y);
     let job = &*job;
     for (j, &b) in job.bias.iter().enumerate() {
@@ -656,28 +699,17 @@ unsafe fn body<V: Simd>(job: &mut Job<'_>) {
         let (yj, rest) = y.split_at_mut(plane);
         y = rest;
         if rolling {
-            let mut ox = 0;
-            while ox < g.ow {
-                let vectors = (g.ow - ox).div_ceil(l).min(strip_wide);
-                // SAFETY: ox + vectors*LANES is the width rounded up to
-                // whole vectors at most, the row stride and dilation are 1,
-                // FH matches; the rest is the caller's contract.
-                unsafe {
-                    match (g.fh, vectors) {
-                        (3, 4) => strip_rows::<V, 3, 4>(job, wj, b, ox, yj),
-                        (3, 3) => strip_rows::<V, 3, 3>(job, wj, b, ox, yj),
-                        (3, 2) => strip_rows::<V, 3, 2>(job, wj, b, ox, yj),
-                        (3, _) => strip_rows::<V, 3, 1>(job, wj, b, ox, yj),
-                        (5, 4) => strip_rows::<V, 5, 4>(job, wj, b, ox, yj),
-                        (5, 3) => strip_rows::<V, 5, 3>(job, wj, b, ox, yj),
-                        (5, 2) => strip_rows::<V, 5, 2>(job, wj, b, ox, yj),
-                        (5, _) => strip_rows::<V, 5, 1>(job, wj, b, ox, yj),
-                        (_, 3) => strip_rows::<V, 7, 3>(job, wj, b, ox, yj),
-                        (_, 2) => strip_rows::<V, 7, 2>(job, wj, b, ox, yj),
-                        (_, _) => strip_rows::<V, 7, 1>(job, wj, b, ox, yj),
-                    }
+            // SAFETY: FH, SY and the row dilation are as matched; the rest
+            // is the caller's contract.
+            unsafe {
+                match (g.fh, g.stride[0]) {
+                    (3, 1) => strips::<V, 3, 1>(job, wj, b, yj),
+                    (5, 1) => strips::<V, 5, 1>(job, wj, b, yj),
+                    (7, 1) => strips::<V, 7, 1>(job, wj, b, yj),
+                    (3, 2) => strips::<V, 3, 2>(job, wj, b, yj),
+                    (5, 2) => strips::<V, 5, 2>(job, wj, b, yj),
+                    _ => strips::<V, 7, 2>(job, wj, b, yj),
                 }
-                ox += vectors * l;
             }
             continue;
         }
@@ -709,14 +741,23 @@ unsafe fn body<V: Simd>(job: &mut Job<'_>) {
     }
 }
 
-/// Picks the 3x3 unit-stride body or the generic one.
+/// Picks the 3x3 unit-stride body, or copies the plane into its border and
+/// runs the generic one.
 ///
 /// # Safety
 /// As for [`body`].
 #[inline(always)]
 unsafe fn dispatch<V: Simd>(job: &mut Job<'_>) {
     // SAFETY: forwarded from the caller (`body3x3` only on its geometry).
-    unsafe { if is_unit_3x3(&job.g) { body3x3::<V>(job) } else { body::<V>(job) } }
+    unsafe {
+        if is_unit_3x3(&job.g) {
+            body3x3::<V>(job)
+        } else {
+            // Copied here, so the copy is compiled for the ISA too.
+            copy_interior(job.x, &job.g, job.pitch, job.padded);
+            body::<V>(job)
+        }
+    }
 }
 
 /// # Safety
@@ -809,6 +850,9 @@ mod tests {
             (6, 20, 7, 5, [1, 3], [1, 1], 3, 2),
             (2, 9, 7, 7, [1, 1], [1, 1], 3, 3),
             (16, 100, 3, 1, [1, 1], [1, 1], 0, 0),
+            (15, 30, 7, 7, [2, 2], [1, 1], 3, 3),
+            (10, 26, 5, 5, [2, 1], [1, 1], 2, 2),
+            (12, 17, 7, 3, [2, 1], [1, 1], 1, 1),
         ];
         let geoms = shapes.map(
             |(h, w, fh, fw, stride, dilation, pad_top, pad_left): (_, _, _, _, [usize; 2], [usize; 2], _, _)| {
