@@ -474,7 +474,7 @@ unsafe fn row_step<V: Simd, const FH: usize, const SY: usize, const U: usize, co
     let period = ns * SY;
     // Filter row k meets padded row i (i % P == S) in output row (i-k)/SY,
     // if SY divides i - k: set ((S + P - k) / SY) % NS, a constant.
-    let set = |k: usize| ((S + period - k) % SY == 0).then_some((S + period - k) / SY % ns);
+    let set = |k: usize| (S + period - k).is_multiple_of(SY).then_some((S + period - k) / SY % ns);
     if (g.pad_top..g.pad_top + g.h).contains(&i) {
         let row = &job.padded[i * job.pitch..(i + 1) * job.pitch];
         let (ph_step, q_step) = (dx % sx, dx / sx);
