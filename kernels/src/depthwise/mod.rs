@@ -10,11 +10,16 @@
 //!
 //! Any other geometry first copies the input plane into a zero-bordered
 //! plane (per-thread scratch, reused), wide enough that every vector of
-//! outputs, the last partial one included, reads only inside it. The loops
-//! over the output then need no border cases at all: every tap is one
-//! unaligned load (a gather for column strides above 1) and one FMA, in
-//! blocks of two output rows by up to four vectors (eight independent
-//! accumulators). A row's last partial vector is a masked store.
+//! outputs, the last partial one included, reads only inside it; with a
+//! column stride each row is stored split into its column phases, so a
+//! tap's columns for consecutive outputs are contiguous. The loops over the
+//! output then need no border cases and no gathers. Filters of 3, 5 or 7
+//! rows with row stride 1 or 2 (and unit row dilation) run in strips down
+//! the whole plane, each loaded vector feeding every output row it touches
+//! from accumulator sets that take fixed turns; any other geometry runs in
+//! blocks of four output rows by up to four vectors that walk the input
+//! rows they touch the same way. A row's last partial vector is a masked
+//! store.
 
 mod simd;
 
@@ -91,7 +96,7 @@ impl Depthwise {
         }
         if is_unit_3x3(g) {
             // The 3x3 body reads the plane itself, borders by masked loads.
-            let mut job = Job { x, padded: &[], pitch: 0, g: *g, w, bias, clamp, y };
+            let mut job = Job { x, padded: &mut [], pitch: 0, g: *g, w, bias, clamp, y };
             job.check();
             // SAFETY: `for_isa` only hands out kernels this CPU supports, and
             // `check` passed.
@@ -115,7 +120,6 @@ impl Depthwise {
                 padded.fill(0.0);
                 *zeroed_for = Some(*g);
             }
-            copy_interior(x, g, cols, padded);
             let mut job = Job { x, padded, pitch: cols, g: *g, w, bias, clamp, y };
             job.check();
             // SAFETY: `for_isa` only hands out kernels this CPU supports, and
@@ -137,12 +141,17 @@ thread_local! {
 
 /// Rows and row pitch of the zero-bordered plane: every tap of every output
 /// vector, with the width rounded up to whole vectors of the widest ISA.
+/// With a column stride `sx` above 1 each row is stored as its `sx` column
+/// phases, one after another (segments of `pitch / sx`): phase p holds
+/// padded columns p, p + sx, p + 2sx, ..., so the columns one tap reads
+/// for consecutive outputs are contiguous.
 fn padded_dims(g: &Geometry) -> (usize, usize) {
-    let reach = |o: usize, s: usize, f: usize, d: usize| o.saturating_sub(1) * s + f.saturating_sub(1) * d + 1;
-    let rows = reach(g.oh, g.stride[0], g.fh, g.dilation[0]).max(g.pad_top + g.h);
-    let cols = reach(g.ow.next_multiple_of(MAX_LANES), g.stride[1], g.fw, g.dilation[1]).max(g.pad_left + g.w);
-    // Whole lines per row, so the loads of a column line up alike in every row.
-    (rows, cols.next_multiple_of(MAX_LANES))
+    let ([sy, sx], [dy, dx]) = (g.stride, g.dilation);
+    let rows = (g.oh.saturating_sub(1) * sy + g.fh.saturating_sub(1) * dy + 1).max(g.pad_top + g.h);
+    let seg =
+        (g.ow.next_multiple_of(MAX_LANES) + g.fw.saturating_sub(1) * dx / sx).max((g.pad_left + g.w).div_ceil(sx));
+    // Whole lines per segment, so the loads of a column line up alike in every row.
+    (rows, seg.next_multiple_of(MAX_LANES) * sx)
 }
 
 /// Per-thread bordered plane, and the geometry whose zero border it holds
@@ -152,12 +161,47 @@ struct Scratch {
     zeroed_for: Option<Geometry>,
 }
 
-/// Copies `x` into `dst` (rows of `pitch`) at (pad_top, pad_left); the
-/// border around it is left as it is (zero).
+/// Copies `x` into `dst` (rows of `pitch`) at (pad_top, pad_left), split
+/// into column phases as [`padded_dims`] lays them out; the border around
+/// it is left as it is (zero).
+#[inline(always)]
 fn copy_interior(x: &[f32], g: &Geometry, pitch: usize, dst: &mut [f32]) {
+    let (sx, pl) = (g.stride[1], g.pad_left);
+    let seg = pitch / sx;
     let rows = dst[g.pad_top * pitch..].chunks_exact_mut(pitch);
     for (row, src) in rows.zip(x.chunks_exact(g.w)) {
-        copy_short(&mut row[g.pad_left..g.pad_left + g.w], src);
+        if sx == 1 {
+            copy_short(&mut row[pl..pl + g.w], src);
+            continue;
+        }
+        if sx == 2 {
+            // The common case, both phases in one pass the compiler
+            // vectorizes: pair i goes to index pl/2 + i of phase pl % 2 and
+            // index (pl+1)/2 + i of the other.
+            let (even, odd) = row.split_at_mut(seg);
+            let ((a, ia), (b, ib)) =
+                if pl % 2 == 0 { ((even, pl / 2), (odd, pl / 2)) } else { ((odd, pl / 2), (even, pl / 2 + 1)) };
+            let n = g.w / 2;
+            for ((pair, da), db) in src.chunks_exact(2).zip(&mut a[ia..ia + n]).zip(&mut b[ib..ib + n]) {
+                *da = pair[0];
+                *db = pair[1];
+            }
+            if g.w % 2 == 1 {
+                a[ia + n] = src[g.w - 1];
+            }
+            continue;
+        }
+        for p in 0..sx {
+            // The first input column in phase p, and where it goes.
+            let c0 = (p + sx - pl % sx) % sx;
+            if c0 >= g.w {
+                continue;
+            }
+            let at = p * seg + (pl + c0) / sx;
+            for (d, &v) in row[at..at + (g.w - c0).div_ceil(sx)].iter_mut().zip(src[c0..].iter().step_by(sx)) {
+                *d = v;
+            }
+        }
     }
 }
 
@@ -165,8 +209,9 @@ fn copy_interior(x: &[f32], g: &Geometry, pitch: usize, dst: &mut [f32]) {
 struct Job<'a> {
     /// The input plane.
     x: &'a [f32],
-    /// The bordered copy (empty for the 3x3 body, which reads `x`).
-    padded: &'a [f32],
+    /// The bordered plane, its border zero (empty for the 3x3 body, which
+    /// reads `x`); the body copies `x` into it.
+    padded: &'a mut [f32],
     pitch: usize,
     g: Geometry,
     w: &'a [f32],
@@ -191,14 +236,17 @@ impl Job<'_> {
 
 /// A block of `R` output rows by `U` vectors, starting at output (oy, ox)
 /// of plane `j`: bias plus the sum over taps, clamped, then stored (the
-/// last vector of a row may be partial). `R * U` independent accumulators
-/// hide the FMA latency.
+/// last vector of a row may be partial). It walks the input rows the block
+/// touches once: each row's vectors are loaded once per column tap and
+/// feed every output row of the block that the row meets (through its
+/// filter row), so a tap costs a fraction of a load when strides are
+/// small. `R * U` independent accumulators hide the FMA latency.
 ///
 /// # Safety
 /// The CPU supports `V`'s ISA, `job.check()` passed, `oy + R <= OH` and
 /// `ox + U*LANES <= OW` rounded up to whole vectors.
 #[inline(always)]
-unsafe fn block<V: Simd, const UNIT: bool, const R: usize, const U: usize>(
+unsafe fn block<V: Simd, const R: usize, const U: usize>(
     job: &Job<'_>,
     wj: &[f32],
     b: f32,
@@ -207,28 +255,65 @@ unsafe fn block<V: Simd, const UNIT: bool, const R: usize, const U: usize>(
     out: &mut [f32],
 ) {
     let g = &job.g;
-    let (l, sw) = (V::LANES, g.stride[1]);
-    // Tap (0, 0) of output (oy, ox) is at row oy*sh, column ox*sw.
-    // SAFETY (pointer arithmetic and loads): `padded_dims` sizes the plane
-    // for every tap of every output row and of every vector up to the width
-    // rounded to MAX_LANES (a multiple of LANES), which bounds these reads.
-    let src = unsafe { job.padded.as_ptr().add(oy * g.stride[0] * job.pitch + ox * sw) };
-    let row_step = g.stride[0] * job.pitch;
+    let ([sy, sx], [dy, dx]) = (g.stride, g.dilation);
+    let (l, seg) = (V::LANES, job.pitch / sx);
+    // Output row oy + r starts at padded row (oy + r)*sy.
+    let top = oy * sy;
+    let rows_in = (R - 1) * sy + (g.fh - 1) * dy + 1;
     // SAFETY: the ISA is supported (caller's contract).
     let mut acc = [[unsafe { V::splat(b) }; U]; R];
-    for fy in 0..g.fh {
+    // Padded column ox*sx + fx*dx is phase (fx*dx) % sx, index
+    // ox + (fx*dx) / sx: each tap steps the phase by dx % sx and the index
+    // by dx / sx, carrying into the index when the phase wraps.
+    let (ph_step, q_step) = (dx % sx, dx / sx);
+    for ii in 0..rows_in {
+        // Where the filter row that puts input row top + ii into output row
+        // oy + r starts, if any (no division for the usual dy == 1).
+        let wrows: [Option<usize>; R] = std::array::from_fn(|r| {
+            let d = ii.checked_sub(r * sy)?;
+            let fy = if dy == 1 {
+                d
+            } else if d % dy == 0 {
+                d / dy
+            } else {
+                return None;
+            };
+            (fy < g.fh).then_some(fy * g.fw)
+        });
+        let row = &job.padded[(top + ii) * job.pitch..(top + ii + 1) * job.pitch];
+        let (mut ph, mut q) = (0, ox);
         for fx in 0..g.fw {
-            // SAFETY: as above.
-            let wv = unsafe { V::splat(wj[fy * g.fw + fx]) };
-            let tap = unsafe { src.add(fy * g.dilation[0] * job.pitch + fx * g.dilation[1]) };
-            for (r, accs) in acc.iter_mut().enumerate() {
-                for (u, a) in accs.iter_mut().enumerate() {
-                    // SAFETY: as above.
-                    unsafe {
-                        let p = tap.add(r * row_step + u * l * sw);
-                        let v = if UNIT { V::load(p) } else { V::load_strided(p, sw) };
-                        *a = V::mul_add(v, wv, *a);
-                    }
+            // SAFETY: `padded_dims` makes each phase segment reach every
+            // tap of every vector up to the width rounded to MAX_LANES (a
+            // multiple of LANES), which bounds these reads.
+            let v: [V; U] = std::array::from_fn(|u| unsafe { V::load(row.as_ptr().add(ph * seg + q + u * l)) });
+            (ph, q) = (ph + ph_step, q + q_step);
+            if ph >= sx {
+                (ph, q) = (ph - sx, q + 1);
+            }
+            // Written out per output row with constant indices (R <= 4),
+            // so the accumulators stay in registers.
+            // SAFETY: rows fy < FH and fx < FW index the filter; the ISA is
+            // supported.
+            unsafe {
+                let w = |at: usize| *wj.get_unchecked(at + fx);
+                if let Some(fy) = wrows[0] {
+                    feed(&mut acc[0], &v, w(fy));
+                }
+                if R > 1
+                    && let Some(fy) = wrows[1]
+                {
+                    feed(&mut acc[1], &v, w(fy));
+                }
+                if R > 2
+                    && let Some(fy) = wrows[2]
+                {
+                    feed(&mut acc[2], &v, w(fy));
+                }
+                if R > 3
+                    && let Some(fy) = wrows[3]
+                {
+                    feed(&mut acc[3], &v, w(fy));
                 }
             }
         }
@@ -236,6 +321,198 @@ unsafe fn block<V: Simd, const UNIT: bool, const R: usize, const U: usize>(
     for (r, accs) in acc.iter().enumerate() {
         // SAFETY: the ISA is supported (caller's contract).
         unsafe { store_row::<V, U>(job, accs, oy + r, ox, out) };
+    }
+}
+
+/// `acc[u] += v[u] * w` for the `U <= 4` vectors of one output row.
+///
+/// # Safety
+/// The CPU supports `V`'s ISA.
+#[inline(always)]
+unsafe fn feed<V: Simd, const U: usize>(acc: &mut [V; U], v: &[V; U], w: f32) {
+    // SAFETY: the ISA is supported (caller's contract).
+    unsafe {
+        let w = V::splat(w);
+        acc[0] = V::mul_add(v[0], w, acc[0]);
+        if U > 1 {
+            acc[1] = V::mul_add(v[1], w, acc[1]);
+        }
+        if U > 2 {
+            acc[2] = V::mul_add(v[2], w, acc[2]);
+        }
+        if U > 3 {
+            acc[3] = V::mul_add(v[3], w, acc[3]);
+        }
+    }
+}
+
+/// Every output plane's strips for an `FH`-row filter with row stride
+/// `SY` and unit row dilation: strips as wide as the registers allow
+/// (`NS` = ceil(FH/SY) sets of accumulators and the loaded vectors, with
+/// four to spare).
+///
+/// # Safety
+/// The CPU supports `V`'s ISA, `job.check()` passed, `g.fh == FH <= 7`,
+/// `g.stride[0] == SY`, `NS * SY <= 8`, and the row dilation is 1.
+#[inline(always)]
+unsafe fn strips<V: Simd, const FH: usize, const SY: usize>(job: &Job<'_>, wj: &[f32], b: f32, out: &mut [f32]) {
+    let (g, l) = (&job.g, V::LANES);
+    let wide = ((V::REGS - 4) / (FH.div_ceil(SY) + 1)).clamp(1, 4);
+    let mut ox = 0;
+    while ox < g.ow {
+        let vectors = (g.ow - ox).div_ceil(l).min(wide);
+        // SAFETY: ox + vectors*LANES is the width rounded up to whole
+        // vectors at most; the rest is the caller's contract.
+        unsafe {
+            match vectors {
+                4 => strip_rows::<V, FH, SY, 4>(job, wj, b, ox, out),
+                3 => strip_rows::<V, FH, SY, 3>(job, wj, b, ox, out),
+                2 => strip_rows::<V, FH, SY, 2>(job, wj, b, ox, out),
+                _ => strip_rows::<V, FH, SY, 1>(job, wj, b, ox, out),
+            }
+        }
+        ox += vectors * l;
+    }
+}
+
+/// A strip of `U` vectors of one output plane, from output column `ox`
+/// down all rows, read from the bordered plane. It walks the padded rows
+/// once: each row's vectors are loaded once per column tap and feed every
+/// output row they touch (up to `NS` = ceil(FH/SY)), so a tap costs a
+/// fraction of a load. `NS` sets of accumulators take turns as the output
+/// rows (set `o % NS` holds output row o); the walk is unrolled by the
+/// period `P = NS * SY` so the turns are fixed registers. Padding rows add
+/// nothing and are skipped.
+///
+/// # Safety
+/// As for [`strips`], and `ox + U*LANES <= OW` rounded up to whole vectors.
+#[inline(always)]
+unsafe fn strip_rows<V: Simd, const FH: usize, const SY: usize, const U: usize>(
+    job: &Job<'_>,
+    wj: &[f32],
+    b: f32,
+    ox: usize,
+    out: &mut [f32],
+) {
+    // SAFETY: the ISA is supported (caller's contract).
+    let bv = [unsafe { V::splat(b) }; U];
+    // Only the first NS sets are used; the others are optimized away.
+    let mut acc = [bv; 8];
+    let period = FH.div_ceil(SY) * SY;
+    // Output row OH-1 is complete after padded row (OH-1)*SY + FH-1.
+    let rows = (job.g.oh - 1) * SY + FH;
+    let mut i = 0;
+    // SAFETY (the calls): forwarded from the caller; row i < rows and
+    // i % period is the step's S.
+    unsafe {
+        while i + period <= rows {
+            row_step::<V, FH, SY, U, 0>(job, wj, bv, &mut acc, i, ox, out);
+            row_step::<V, FH, SY, U, 1>(job, wj, bv, &mut acc, i + 1, ox, out);
+            row_step::<V, FH, SY, U, 2>(job, wj, bv, &mut acc, i + 2, ox, out);
+            if period > 3 {
+                row_step::<V, FH, SY, U, 3>(job, wj, bv, &mut acc, i + 3, ox, out);
+            }
+            if period > 4 {
+                row_step::<V, FH, SY, U, 4>(job, wj, bv, &mut acc, i + 4, ox, out);
+            }
+            if period > 5 {
+                row_step::<V, FH, SY, U, 5>(job, wj, bv, &mut acc, i + 5, ox, out);
+            }
+            if period > 6 {
+                row_step::<V, FH, SY, U, 6>(job, wj, bv, &mut acc, i + 6, ox, out);
+            }
+            if period > 7 {
+                row_step::<V, FH, SY, U, 7>(job, wj, bv, &mut acc, i + 7, ox, out);
+            }
+            i += period;
+        }
+        // Fewer than `period` rows are left.
+        if i < rows {
+            row_step::<V, FH, SY, U, 0>(job, wj, bv, &mut acc, i, ox, out);
+        }
+        if i + 1 < rows {
+            row_step::<V, FH, SY, U, 1>(job, wj, bv, &mut acc, i + 1, ox, out);
+        }
+        if period > 3 && i + 2 < rows {
+            row_step::<V, FH, SY, U, 2>(job, wj, bv, &mut acc, i + 2, ox, out);
+        }
+        if period > 4 && i + 3 < rows {
+            row_step::<V, FH, SY, U, 3>(job, wj, bv, &mut acc, i + 3, ox, out);
+        }
+        if period > 5 && i + 4 < rows {
+            row_step::<V, FH, SY, U, 4>(job, wj, bv, &mut acc, i + 4, ox, out);
+        }
+        if period > 6 && i + 5 < rows {
+            row_step::<V, FH, SY, U, 5>(job, wj, bv, &mut acc, i + 5, ox, out);
+        }
+        if period > 7 && i + 6 < rows {
+            row_step::<V, FH, SY, U, 6>(job, wj, bv, &mut acc, i + 6, ox, out);
+        }
+    }
+}
+
+/// Padded row `i` (`i % P == S`, `P = NS * SY`) of [`strip_rows`]: filter
+/// row k adds to output row (i - k) / SY where that divides, held in set
+/// `((i - k) / SY) % NS`; once filter row FH-1 has been added, that output
+/// row is complete: stored if it exists, and its set restarted from the
+/// bias (for output row o + NS, whose first input row comes later since
+/// NS * SY >= FH).
+///
+/// # Safety
+/// As for [`strip_rows`], `i < (OH-1)*SY + FH`, `i % P == S < P`.
+#[inline(always)]
+unsafe fn row_step<V: Simd, const FH: usize, const SY: usize, const U: usize, const S: usize>(
+    job: &Job<'_>,
+    wj: &[f32],
+    bv: [V; U],
+    acc: &mut [[V; U]; 8],
+    i: usize,
+    ox: usize,
+    out: &mut [f32],
+) {
+    let g = &job.g;
+    let (sx, dx, l) = (g.stride[1], g.dilation[1], V::LANES);
+    let seg = job.pitch / sx;
+    let ns = FH.div_ceil(SY);
+    let period = ns * SY;
+    // Filter row k meets padded row i (i % P == S) in output row (i-k)/SY,
+    // if SY divides i - k: set ((S + P - k) / SY) % NS, a constant.
+    let set = |k: usize| (S + period - k).is_multiple_of(SY).then_some((S + period - k) / SY % ns);
+    if (g.pad_top..g.pad_top + g.h).contains(&i) {
+        let row = &job.padded[i * job.pitch..(i + 1) * job.pitch];
+        let (ph_step, q_step) = (dx % sx, dx / sx);
+        let (mut ph, mut q) = (0, ox);
+        for fx in 0..g.fw {
+            // SAFETY: as in `block`, the phase segment reaches every tap of
+            // every vector up to the width rounded to MAX_LANES.
+            let v: [V; U] = std::array::from_fn(|u| unsafe { V::load(row.as_ptr().add(ph * seg + q + u * l)) });
+            (ph, q) = (ph + ph_step, q + q_step);
+            if ph >= sx {
+                (ph, q) = (ph - sx, q + 1);
+            }
+            // Written out per filter row with constant set indices (FH <= 7),
+            // so the accumulators stay in registers.
+            // SAFETY: k < FH and fx < FW index the filter; the ISA is
+            // supported.
+            unsafe {
+                let w = |k: usize| *wj.get_unchecked(k * g.fw + fx);
+                for k in [0, 1, 2, 3, 4, 5, 6] {
+                    if k < FH
+                        && let Some(t) = set(k)
+                    {
+                        feed(&mut acc[t], &v, w(k));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(t) = set(FH - 1) {
+        if i + 1 >= FH {
+            // SAFETY: output row (i + 1 - FH) / SY < OH; the ISA is
+            // supported.
+            unsafe { store_row::<V, U>(job, &acc[t], (i + 1 - FH) / SY, ox, out) };
+        }
+        acc[t] = bv;
     }
 }
 
@@ -403,64 +680,85 @@ unsafe fn body3x3<V: Simd>(job: &mut Job<'_>) {
     }
 }
 
-/// The generic body: every output plane in blocks of two rows by up to
-/// four vectors.
+/// The generic body: row strides 1 and 2 with unit row dilation and 3, 5
+/// or 7 filter rows in strips down the plane ([`strip_rows`]), anything else in blocks
+/// of four rows (then single rows) by up to four vectors (two where the
+/// ISA has 16 registers).
 ///
 /// # Safety
 /// The CPU supports `V`'s ISA and `job.check()` passed.
 #[inline(always)]
-unsafe fn body<V: Simd, const UNIT: bool>(job: &mut Job<'_>) {
+unsafe fn body<V: Simd>(job: &mut Job<'_>) {
     let g = job.g;
     let (l, taps, plane) = (V::LANES, g.fh * g.fw, g.oh * g.ow);
+    let wide = if V::REGS >= 32 { 4 } else { 2 };
+    // Row strides 1 and 2 with unit row dilation and 3, 5 or 7 filter rows
+    // walk the rows once in strips.
+    let rolling = matches!(g.stride[0], 1 | 2) && g.dilation[0] == 1 && matches!(g.fh, 3 | 5 | 7);
     let mut y = std::mem::take(&mut job.y);
     let job = &*job;
     for (j, &b) in job.bias.iter().enumerate() {
         let wj = &job.w[j * taps..(j + 1) * taps];
         let (yj, rest) = y.split_at_mut(plane);
         y = rest;
+        if rolling {
+            // SAFETY: FH, SY and the row dilation are as matched; the rest
+            // is the caller's contract.
+            unsafe {
+                match (g.fh, g.stride[0]) {
+                    (3, 1) => strips::<V, 3, 1>(job, wj, b, yj),
+                    (5, 1) => strips::<V, 5, 1>(job, wj, b, yj),
+                    (7, 1) => strips::<V, 7, 1>(job, wj, b, yj),
+                    (3, 2) => strips::<V, 3, 2>(job, wj, b, yj),
+                    (5, 2) => strips::<V, 5, 2>(job, wj, b, yj),
+                    _ => strips::<V, 7, 2>(job, wj, b, yj),
+                }
+            }
+            continue;
+        }
         let mut oy = 0;
         while oy < g.oh {
-            let two = oy + 2 <= g.oh;
+            let four = oy + 4 <= g.oh;
             let mut ox = 0;
             while ox < g.ow {
-                let vectors = (g.ow - ox).div_ceil(l).min(4);
+                let vectors = (g.ow - ox).div_ceil(l).min(wide);
                 // SAFETY: oy + R <= OH and ox + vectors*LANES is the width
                 // rounded up to whole vectors at most; the rest is the
                 // caller's contract.
                 unsafe {
-                    match (two, vectors) {
-                        (true, 4) => block::<V, UNIT, 2, 4>(job, wj, b, oy, ox, yj),
-                        (true, 3) => block::<V, UNIT, 2, 3>(job, wj, b, oy, ox, yj),
-                        (true, 2) => block::<V, UNIT, 2, 2>(job, wj, b, oy, ox, yj),
-                        (true, _) => block::<V, UNIT, 2, 1>(job, wj, b, oy, ox, yj),
-                        (false, 4) => block::<V, UNIT, 1, 4>(job, wj, b, oy, ox, yj),
-                        (false, 3) => block::<V, UNIT, 1, 3>(job, wj, b, oy, ox, yj),
-                        (false, 2) => block::<V, UNIT, 1, 2>(job, wj, b, oy, ox, yj),
-                        (false, _) => block::<V, UNIT, 1, 1>(job, wj, b, oy, ox, yj),
+                    match (four, vectors) {
+                        (true, 4) => block::<V, 4, 4>(job, wj, b, oy, ox, yj),
+                        (true, 3) => block::<V, 4, 3>(job, wj, b, oy, ox, yj),
+                        (true, 2) => block::<V, 4, 2>(job, wj, b, oy, ox, yj),
+                        (true, _) => block::<V, 4, 1>(job, wj, b, oy, ox, yj),
+                        (false, 4) => block::<V, 1, 4>(job, wj, b, oy, ox, yj),
+                        (false, 3) => block::<V, 1, 3>(job, wj, b, oy, ox, yj),
+                        (false, 2) => block::<V, 1, 2>(job, wj, b, oy, ox, yj),
+                        (false, _) => block::<V, 1, 1>(job, wj, b, oy, ox, yj),
                     }
                 }
                 ox += vectors * l;
             }
-            oy += if two { 2 } else { 1 };
+            oy += if four { 4 } else { 1 };
         }
     }
 }
 
-/// Picks the unit-stride or strided loads.
+/// Picks the 3x3 unit-stride body, or copies the plane into its border and
+/// runs the generic one.
 ///
 /// # Safety
 /// As for [`body`].
 #[inline(always)]
 unsafe fn dispatch<V: Simd>(job: &mut Job<'_>) {
-    let g = &job.g;
     // SAFETY: forwarded from the caller (`body3x3` only on its geometry).
     unsafe {
-        if is_unit_3x3(g) {
+        if is_unit_3x3(&job.g) {
             body3x3::<V>(job)
-        } else if g.stride[1] == 1 {
-            body::<V, true>(job)
         } else {
-            body::<V, false>(job)
+            // Copied here, so the copy is compiled for the ISA too.
+            copy_interior(job.x, &job.g, job.pitch, job.padded);
+            body::<V>(job)
         }
     }
 }
@@ -533,57 +831,59 @@ mod tests {
 
     #[test]
     fn every_kernel_matches_the_naive_loops() {
-        let geoms = [
-            Geometry {
-                c: 1,
-                h: 7,
-                w: 70,
-                fh: 3,
-                fw: 3,
-                stride: [1, 1],
-                dilation: [1, 1],
-                pad_top: 1,
-                pad_left: 1,
-                oh: 7,
-                ow: 70,
-            },
-            Geometry {
-                c: 1,
-                h: 9,
-                w: 37,
-                fh: 3,
-                fw: 5,
-                stride: [2, 3],
-                dilation: [1, 2],
-                pad_top: 0,
-                pad_left: 2,
-                oh: 4,
-                ow: 12,
-            },
-            Geometry {
-                c: 1,
-                h: 3,
-                w: 5,
-                fh: 2,
-                fw: 2,
-                stride: [1, 1],
-                dilation: [2, 2],
-                pad_top: 2,
-                pad_left: 0,
-                oh: 3,
-                ow: 3,
-            },
+        // (h, w, fh, fw, stride, dilation, pad_top, pad_left): the 3x3 body,
+        // row strips (3, 5, 7 rows), row blocks, column strides 2 and 3,
+        // dilations, widths that are no multiple of any vector, heights
+        // that are no multiple of 4 or of the filter.
+        let shapes = [
+            (7, 70, 3, 3, [1, 1], [1, 1], 1, 1),
+            (9, 37, 3, 5, [2, 3], [1, 2], 0, 2),
+            (3, 5, 2, 2, [1, 1], [2, 2], 2, 0),
+            (11, 37, 3, 3, [2, 2], [1, 1], 1, 1),
+            (12, 40, 3, 3, [2, 2], [1, 1], 1, 1),
+            (10, 50, 3, 3, [3, 3], [1, 1], 1, 0),
+            (13, 29, 5, 5, [1, 1], [1, 1], 2, 2),
+            (9, 45, 7, 7, [1, 1], [1, 1], 3, 3),
+            (14, 70, 7, 7, [1, 1], [1, 1], 3, 3),
+            (11, 33, 5, 5, [1, 1], [2, 2], 4, 4),
+            (8, 19, 3, 3, [1, 2], [2, 1], 2, 1),
+            (9, 23, 5, 3, [2, 1], [1, 3], 2, 3),
+            (10, 41, 3, 3, [1, 2], [1, 1], 1, 1),
+            (12, 40, 5, 7, [1, 1], [1, 2], 2, 3),
+            (6, 20, 7, 5, [1, 3], [1, 1], 3, 2),
+            (2, 9, 7, 7, [1, 1], [1, 1], 3, 3),
+            (16, 100, 3, 1, [1, 1], [1, 1], 0, 0),
+            (15, 30, 7, 7, [2, 2], [1, 1], 3, 3),
+            (10, 26, 5, 5, [2, 1], [1, 1], 2, 2),
+            (12, 17, 7, 3, [2, 1], [1, 1], 1, 1),
         ];
+        let geoms = shapes.map(
+            |(h, w, fh, fw, stride, dilation, pad_top, pad_left): (_, _, _, _, [usize; 2], [usize; 2], _, _)| {
+                let out = |n: usize, p: usize, f: usize, s: usize, d: usize| (n + 2 * p - (f - 1) * d - 1) / s + 1;
+                Geometry {
+                    c: 1,
+                    h,
+                    w,
+                    fh,
+                    fw,
+                    stride,
+                    dilation,
+                    pad_top,
+                    pad_left,
+                    oh: out(h, pad_top, fh, stride[0], dilation[0]),
+                    ow: out(w, pad_left, fw, stride[1], dilation[1]),
+                }
+            },
+        );
         for k in KERNELS.iter().filter(|k| k.isa.supported()) {
             for g in geoms {
                 let x: Vec<f32> = (0..g.h * g.w).map(|i| ((i * 7919) % 23) as f32 / 11.0 - 1.0).collect();
-                let m = 2;
-                let w: Vec<f32> = (0..m * g.fh * g.fw).map(|i| ((i * 31) % 13) as f32 / 6.0 - 1.0).collect();
-                let bias = [0.25, -0.5];
-                for clamp in [None, Some((-0.5, 0.75))] {
+                for (m, clamp) in [(1, None), (2, Some((-0.5, 0.75))), (3, None)] {
+                    let w: Vec<f32> = (0..m * g.fh * g.fw).map(|i| ((i * 31) % 13) as f32 / 6.0 - 1.0).collect();
+                    let bias = &[0.25, -0.5, 0.125][..m];
                     let mut y = vec![f32::NAN; m * g.oh * g.ow];
-                    k.run(&x, &g, &w, &bias, clamp, &mut y);
-                    let want = naive(&x, &g, &w, &bias, clamp);
+                    k.run(&x, &g, &w, bias, clamp, &mut y);
+                    let want = naive(&x, &g, &w, bias, clamp);
                     for (i, (a, &(b, abs))) in y.iter().zip(&want).enumerate() {
                         // The standard bound for a sum of FH*FW+1 terms.
                         let tol = 2.0 * (g.fh * g.fw + 1) as f64 * f32::EPSILON as f64 * abs;

@@ -10,6 +10,8 @@
 pub(crate) unsafe trait Simd: Copy {
     /// Floats per vector (at most [`MAX_LANES`]).
     const LANES: usize;
+    /// Vector registers of the ISA (how many accumulators fit).
+    const REGS: usize;
     /// All lanes `v`.
     ///
     /// # Safety
@@ -73,21 +75,6 @@ pub(crate) unsafe trait Simd: Copy {
             std::ptr::copy_nonoverlapping(t.as_ptr(), p, len.min(Self::LANES));
         }
     }
-
-    /// Loads `p[0], p[s], p[2s], ...`.
-    ///
-    /// # Safety
-    /// The CPU supports the ISA and `p + i*s` is readable for `i < LANES`.
-    #[inline(always)]
-    unsafe fn load_strided(p: *const f32, s: usize) -> Self {
-        let mut t = [0.0f32; MAX_LANES];
-        for (i, v) in t.iter_mut().take(Self::LANES).enumerate() {
-            // SAFETY: i < LANES, readable by the caller's contract.
-            *v = unsafe { *p.add(i * s) };
-        }
-        // SAFETY: t holds MAX_LANES >= LANES floats.
-        unsafe { Self::load(t.as_ptr()) }
-    }
 }
 
 /// The widest vector of any ISA (AVX-512).
@@ -100,6 +87,7 @@ pub(crate) struct Scalar([f32; 4]);
 // SAFETY: plain Rust, valid on every CPU.
 unsafe impl Simd for Scalar {
     const LANES: usize = 4;
+    const REGS: usize = 16;
     #[inline(always)]
     unsafe fn splat(v: f32) -> Self {
         Scalar([v; 4])
@@ -149,6 +137,7 @@ mod x86 {
     // SAFETY: only called inside `avx2,fma` shells (the trait's contract).
     unsafe impl Simd for Avx2 {
         const LANES: usize = 8;
+        const REGS: usize = 16;
         #[inline(always)]
         unsafe fn splat(v: f32) -> Self {
             // SAFETY: the CPU has AVX (caller's contract).
@@ -195,6 +184,7 @@ mod x86 {
     // SAFETY: only called inside `avx512f` shells (the trait's contract).
     unsafe impl Simd for Avx512 {
         const LANES: usize = 16;
+        const REGS: usize = 32;
         #[inline(always)]
         unsafe fn splat(v: f32) -> Self {
             // SAFETY: the CPU has AVX-512F (caller's contract).
@@ -260,6 +250,7 @@ mod arm {
     // SAFETY: only called inside `neon` shells (the trait's contract).
     unsafe impl Simd for Neon {
         const LANES: usize = 4;
+        const REGS: usize = 32;
         #[inline(always)]
         unsafe fn splat(v: f32) -> Self {
             // SAFETY: the CPU has NEON (caller's contract).
