@@ -875,8 +875,11 @@ mod tests {
                 }
             },
         );
+        // Miri runs one shape of each body: 3x3 unit, strided columns, a
+        // tall strip, and the general block.
+        let picked: Vec<Geometry> = if cfg!(miri) { [0, 3, 6, 14].map(|i| geoms[i]).to_vec() } else { geoms.to_vec() };
         for k in KERNELS.iter().filter(|k| k.isa.supported()) {
-            for g in geoms {
+            for &g in &picked {
                 let x: Vec<f32> = (0..g.h * g.w).map(|i| ((i * 7919) % 23) as f32 / 11.0 - 1.0).collect();
                 for (m, clamp) in [(1, None), (2, Some((-0.5, 0.75))), (3, None)] {
                     let w: Vec<f32> = (0..m * g.fh * g.fw).map(|i| ((i * 31) % 13) as f32 / 6.0 - 1.0).collect();
