@@ -198,14 +198,15 @@ fn parallel_split_is_bit_identical_to_one_thread() {
 
 /// The parallel split on shapes it cuts across the columns (wide C), across
 /// the rows (tall C, and C whose column tiles would split unevenly), into
-/// two parts and into several per thread, with partial tiles at the edges:
+/// one part per thread and (61 x 1100) two per thread, with partial tiles
+/// at the edges:
 /// against the reference, and bit for bit the same as one thread and as a
 /// second run on the same pool.
 #[test]
 fn parallel_parts_match_reference_and_one_thread() {
     // (m, n, k, A column-major, bias per column)
     let shapes = [
-        (61, 1000, 140, true, true),
+        (61, 1100, 260, true, true),
         (700, 50, 260, false, false),
         (130, 790, 330, false, false),
         (131, 131, 131, true, true),
