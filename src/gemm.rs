@@ -119,41 +119,13 @@ pub fn sgemm(
     check_gemm_shapes(&a, &b, &c, &bias)?;
     act.validate()?;
     let gemm = active_gemm();
-    let parts = part_count(c.rows(), c.cols(), a.cols(), rayon::current_num_threads());
-    split(gemm, alpha, a, b, beta, c, bias, act.bounds(), parts);
+    split(gemm, alpha, a, b, beta, c, bias, act.bounds(), rayon::current_num_threads());
     Ok(())
 }
 
 /// Below this many multiply-adds a product runs on one thread: a rayon
 /// split costs a few microseconds, and each part packs its own panels.
 const PARALLEL_MIN_MACS: usize = 1 << 21;
-
-/// C is cut into up to this many parts per thread, which rayon's work
-/// stealing hands out: a thread slowed by another process (or by a part
-/// with more partial tiles) takes fewer parts instead of holding up the
-/// call.
-const PARTS_PER_THREAD: usize = 4;
-
-/// The smallest part worth its own rayon task and packing (about 30 µs).
-const PART_MIN_MACS: usize = 1 << 22;
-
-/// Beyond one part per thread, parts keep at least this many rows or
-/// columns along the cut: each part re-reads (or re-packs) the operand it
-/// shares with the others, which its own rows or columns must amortize.
-/// `(512, 49, 4608)` in 8 parts of 64 rows, each packing all of B, ran 7%
-/// slower than in 2.
-const PART_MIN_LEN: usize = 256;
-
-/// How many parts [`split`] cuts a product into on `threads` threads: a
-/// multiple of `threads`, so equally fast threads get equal shares.
-fn part_count(m: usize, n: usize, k: usize, threads: usize) -> usize {
-    let macs = m.saturating_mul(n).saturating_mul(k);
-    if threads < 2 || macs < PARALLEL_MIN_MACS {
-        return 1;
-    }
-    let most = (macs / PART_MIN_MACS).min(m.max(n) / PART_MIN_LEN).min(threads.saturating_mul(PARTS_PER_THREAD));
-    (most / threads).max(1) * threads
-}
 
 /// Where to cut C in two for [`split`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,20 +136,20 @@ enum Cut {
     Rows(usize),
 }
 
-/// Cuts a C of `m_tiles x n_tiles` tiles for `parts` parts, the first
-/// `parts / 2` of them before the cut: across whichever dimension leaves the
+/// Cuts a C of `m_tiles x n_tiles` tiles for `threads` threads, the first
+/// `threads / 2` of them before the cut: across whichever dimension leaves the
 /// busier side fewer tiles per part (the kernel runs a partial tile at the
 /// cost of a whole one), on a tie across the columns when C is at least as
 /// wide as tall, so each part re-reads the smaller operand. `None` when C is
 /// a single tile.
-fn cut(m_tiles: usize, n_tiles: usize, wide: bool, parts: usize) -> Option<Cut> {
-    let left = parts / 2;
+fn cut(m_tiles: usize, n_tiles: usize, wide: bool, threads: usize) -> Option<Cut> {
+    let left = threads / 2;
     // The first side's share of `tiles`, at least one and leaving one.
-    let share = |tiles: usize| (tiles * left / parts).clamp(1, tiles - 1);
-    // The busier side's tiles per part, scaled by left * (parts - left).
+    let share = |tiles: usize| (tiles * left / threads).clamp(1, tiles - 1);
+    // The busier side's tiles per part, scaled by left * (threads - left).
     let load = |tiles: usize, other: usize| {
         let at = share(tiles);
-        (at, (at * (parts - left)).max((tiles - at) * left) * other)
+        (at, (at * (threads - left)).max((tiles - at) * left) * other)
     };
     let cols = (n_tiles >= 2).then(|| load(n_tiles, m_tiles));
     let rows = (m_tiles >= 2).then(|| load(m_tiles, n_tiles));
@@ -189,8 +161,12 @@ fn cut(m_tiles: usize, n_tiles: usize, wide: bool, parts: usize) -> Option<Cut> 
     }
 }
 
-/// Runs `C = ...` as `parts` parts under `rayon::join`, halving C
+/// Runs `C = ...` on `threads` threads under `rayon::join`, halving C
 /// recursively (see [`cut`]); each part runs the single-threaded driver.
+/// One part per thread: cutting C finer, for rayon to balance, measured
+/// 2-3% slower on 2048^3 (each part re-reads A for fewer columns) and 7%
+/// on `(512, 49, 4608)` (each part packs all of B), and no faster on a
+/// loaded machine.
 #[allow(clippy::too_many_arguments)]
 fn split(
     g: &Gemm,
@@ -201,12 +177,17 @@ fn split(
     c: MatMut<'_>,
     bias: Bias<'_>,
     clamp: Option<(f32, f32)>,
-    parts: usize,
+    threads: usize,
 ) {
     let (m, n, k) = (c.rows(), c.cols(), a.cols());
     let (mr, nr) = (g.kernel.mr, g.kernel.nr);
-    let cut = if parts < 2 { None } else { cut(m.div_ceil(mr), n.div_ceil(nr), n >= m, parts) };
-    let left = parts / 2;
+    let macs = m.saturating_mul(n).saturating_mul(k);
+    let cut = if threads < 2 || macs < PARALLEL_MIN_MACS {
+        None
+    } else {
+        cut(m.div_ceil(mr), n.div_ceil(nr), n >= m, threads)
+    };
+    let left = threads / 2;
     match cut {
         None => g.run(alpha, ASource::Strided(a), &b, beta, c, &kg::Epilogue { bias, clamp }),
         Some(Cut::Cols(tiles)) => {
@@ -220,7 +201,7 @@ fn split(
             let (b0, b1) = (b0.expect("left block inside B"), b1.expect("right block inside B"));
             rayon::join(
                 || split(g, alpha, a, b0, beta, c0, bias0, clamp, left),
-                || split(g, alpha, a, b1, beta, c1, bias1, clamp, parts - left),
+                || split(g, alpha, a, b1, beta, c1, bias1, clamp, threads - left),
             );
         }
         Some(Cut::Rows(tiles)) => {
@@ -234,7 +215,7 @@ fn split(
             let (a0, a1) = (a0.expect("top block inside A"), a1.expect("bottom block inside A"));
             rayon::join(
                 || split(g, alpha, a0, b, beta, c0, bias0, clamp, left),
-                || split(g, alpha, a1, b, beta, c1, bias1, clamp, parts - left),
+                || split(g, alpha, a1, b, beta, c1, bias1, clamp, threads - left),
             );
         }
     }
@@ -280,19 +261,5 @@ mod tests {
         assert_eq!(cut(86, 1, false, 2), Some(Cut::Rows(43)));
         assert_eq!(cut(1, 5, true, 3), Some(Cut::Cols(1)));
         assert_eq!(cut(1, 1, true, 4), None);
-    }
-
-    #[test]
-    fn part_counts() {
-        assert_eq!(part_count(256, 256, 256, 1), 1);
-        assert_eq!(part_count(64, 64, 64, 2), 1);
-        // Over the threshold: at least one part per thread.
-        assert_eq!(part_count(131, 131, 131, 2), 2);
-        assert_eq!(part_count(2048, 2048, 2048, 2), 2 * PARTS_PER_THREAD);
-        assert_eq!(part_count(1024, 1024, 1024, 2), 4);
-        assert_eq!(part_count(1024, 1024, 1024, 3), 3);
-        // Parts of at least PART_MIN_LEN rows: no more than one per thread.
-        assert_eq!(part_count(512, 49, 4608, 2), 2);
-        assert_eq!(part_count(usize::MAX, 2, 2, 3), 3 * PARTS_PER_THREAD);
     }
 }

@@ -197,9 +197,8 @@ fn parallel_split_is_bit_identical_to_one_thread() {
 }
 
 /// The parallel split on shapes it cuts across the columns (wide C), across
-/// the rows (tall C, and C whose column tiles would split unevenly), into
-/// one part per thread and (61 x 1100) two per thread, with partial tiles
-/// at the edges:
+/// the rows (tall C, and C whose column tiles would split unevenly) and
+/// again inside a part (3 threads), with partial tiles at the edges:
 /// against the reference, and bit for bit the same as one thread and as a
 /// second run on the same pool.
 #[test]
