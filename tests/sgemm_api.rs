@@ -196,6 +196,70 @@ fn parallel_split_is_bit_identical_to_one_thread() {
     }
 }
 
+/// The parallel split on shapes it cuts across the columns (wide C), across
+/// the rows (tall C, and C whose column tiles would split unevenly) and
+/// again inside a part (3 threads), with partial tiles at the edges:
+/// against the reference, and bit for bit the same as one thread and as a
+/// second run on the same pool.
+#[test]
+fn parallel_parts_match_reference_and_one_thread() {
+    // (m, n, k, A column-major, bias per column)
+    let shapes = [
+        (61, 1100, 260, true, true),
+        (700, 50, 260, false, false),
+        (130, 790, 330, false, false),
+        (131, 131, 131, true, true),
+    ];
+    for (seed, &(m, n, k, a_col_major, per_col)) in (20..).step_by(4).zip(&shapes) {
+        let a = fill(m * k, seed);
+        let b = fill(k * n, seed + 1);
+        let c0 = fill(m * n, seed + 2);
+        let bias_v = fill(if per_col { n } else { m }, seed + 3);
+        fn bias_of(v: &[f32], per_col: bool) -> Bias<'_> {
+            if per_col { Bias::PerCol(v) } else { Bias::PerRow(v) }
+        }
+        let (rsa, csa) = if a_col_major { (1, m) } else { (k, 1) };
+        let av = MatRef::new(&a, m, k, rsa, csa).unwrap();
+        let bv = MatRef::new(&b, k, n, n, 1).unwrap();
+        let act = Activation::Clamp { min: -4.0, max: 4.0 };
+        let run = |pool: &rayon::ThreadPool| {
+            let mut c = c0.clone();
+            pool.install(|| {
+                sgemm(0.75, av, bv, 0.5, MatMut::new(&mut c, m, n, n, 1).unwrap(), bias_of(&bias_v, per_col), act)
+            })
+            .unwrap();
+            c
+        };
+        let mut want = c0.clone();
+        let cv = MatMut::new(&mut want, m, n, n, 1).unwrap();
+        reference::sgemm(0.75, av, bv, 0.5, cv, bias_of(&bias_v, per_col), act).unwrap();
+        // Each output's absolute sum of terms: the reference on |A|, |B|, |C|, |bias|.
+        let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<f32>>();
+        let (aa, ba, mut bound, biasa) = (abs(&a), abs(&b), abs(&c0), abs(&bias_v));
+        reference::sgemm(
+            0.75,
+            MatRef::new(&aa, m, k, rsa, csa).unwrap(),
+            MatRef::new(&ba, k, n, n, 1).unwrap(),
+            0.5,
+            MatMut::new(&mut bound, m, n, n, 1).unwrap(),
+            bias_of(&biasa, per_col),
+            Activation::None,
+        )
+        .unwrap();
+        let one = run(&rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap());
+        for threads in [2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let got = run(&pool);
+            for (i, ((g, w), s)) in got.iter().zip(&want).zip(&bound).enumerate() {
+                let tol = reference::tolerance(k, *s);
+                assert!((g - w).abs() <= tol, "{m}x{n}x{k} on {threads} threads at {i}: {g} vs {w} (tol {tol})");
+            }
+            assert!(got == one, "{m}x{n}x{k}: {threads} threads differ from one");
+            assert!(got == run(&pool), "{m}x{n}x{k}: two runs on {threads} threads differ");
+        }
+    }
+}
+
 /// A large product (several KC, MC and NC blocks, two threads) against
 /// matrixmultiply, an independent blocked SGEMM.
 #[test]

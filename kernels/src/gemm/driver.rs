@@ -58,6 +58,15 @@ impl Gemm {
         Gemm { kernel, mc, kc, nc }
     }
 
+    /// The length of each KC block of a reduction of `k`: equal blocks no
+    /// longer than KC (a multiple of 8 where KC allows), so `k = 576` runs
+    /// as 2 x 288 rather than 512 + 64, whose short second block would
+    /// reload and store C for little work.
+    pub fn kc_block(&self, k: usize) -> usize {
+        let blocks = k.div_ceil(self.kc).max(1);
+        k.div_ceil(blocks).next_multiple_of(8).clamp(1, self.kc)
+    }
+
     /// `C = act(alpha * A * B + beta * C + bias)` on the calling thread.
     ///
     /// `beta == 0` does not read C (it may hold NaN), as in BLAS.
@@ -128,15 +137,16 @@ impl Gemm {
             let c_ptr = c.as_mut_ptr();
             let (rs_c, cs_c) = (c.row_stride(), c.col_stride());
             // A k of 0 still runs one (empty) block so the epilogue applies.
-            let k_blocks = k.div_ceil(self.kc).max(1);
+            let kc_blk = self.kc_block(k);
+            let k_blocks = k.div_ceil(kc_blk).max(1);
             // Loop 5: NC-wide column blocks of B and C.
             for jc in (0..n).step_by(nc_blk) {
                 let nc = nc_blk.min(n - jc);
                 let npanels = nc.div_ceil(nr);
                 // Loop 4: KC-long blocks of the reduction (never parallel).
                 for kb in 0..k_blocks {
-                    let pc = kb * self.kc;
-                    let kc = self.kc.min(k - pc);
+                    let pc = kb * kc_blk;
+                    let kc = kc_blk.min(k - pc);
                     let (first, last) = (kb == 0, kb + 1 == k_blocks);
                     // Packed B: every panel. In place: only a partial last
                     // panel, which the kernel must not read past.
@@ -385,8 +395,8 @@ impl PackedA {
         let panels = m.div_ceil(mr);
         let mut data = Buf::new(64);
         data.resize(panels * mr * k, 0.0);
-        for pc in (0..k).step_by(kc) {
-            let kcb = kc.min(k - pc);
+        for pc in (0..k).step_by(gemm.kc_block(k)) {
+            let kcb = gemm.kc_block(k).min(k - pc);
             let off = pc * panels * mr;
             pack_a(&a, 0, m, pc, kcb, mr, &mut data[off..off + panels * mr * kcb]);
         }
@@ -431,6 +441,21 @@ mod tests {
         assert_eq!(parse_size("32M"), Some(32 << 20));
         assert_eq!(parse_size("512"), Some(512));
         assert_eq!(parse_size("lots"), None);
+    }
+
+    #[test]
+    fn kc_blocks_are_equal_and_cover_k() {
+        let g = Gemm::for_kernel(&KERNELS[0]);
+        assert!(g.kc_block(0) >= 1, "a k of 0 still steps");
+        for k in (1..3 * g.kc).chain([4608, 4609]) {
+            let kc = g.kc_block(k);
+            assert!(kc >= 1 && kc <= g.kc, "k={k}: block {kc} vs KC {}", g.kc);
+            // As few blocks as KC allows, and never a block of nothing.
+            assert_eq!(k.div_ceil(kc), k.div_ceil(g.kc), "k={k}: block {kc}");
+        }
+        if g.kc == 512 {
+            assert_eq!((g.kc_block(576), g.kc_block(1152), g.kc_block(2048)), (288, 384, 512));
+        }
     }
 
     #[test]
