@@ -170,9 +170,10 @@ impl Band {
         ctile: &mut Vec<f32>,
     ) {
         let g = &self.g;
-        let (mr, nr, kc) = (gemm.kernel.mr, gemm.kernel.nr, gemm.kc);
         let (m, k) = (a.rows(), a.cols());
-        assert!(nr == self.nr && a.mr() == mr && a.kc() == kc, "A or the band laid out for another kernel");
+        // The reduction blocks `PackedA` was packed in.
+        let (mr, nr, kc) = (gemm.kernel.mr, gemm.kernel.nr, gemm.kc_block(k));
+        assert!(nr == self.nr && a.mr() == mr && a.kc() == gemm.kc, "A or the band laid out for another kernel");
         assert!(k == taps.len() && k == g.c * g.fh * g.fw && k > 0, "one tap per reduction step");
         assert!((1..=self.rows).contains(&rows), "band rows");
         assert!(c.rows() == m && c.cols() == rows * g.ow, "C is the band's rows of the output");
@@ -272,9 +273,10 @@ impl Band {
         ctile: &mut Vec<f32>,
     ) {
         let g = &self.g;
-        let (mr, nr, kc) = (gemm.kernel.mr, gemm.kernel.nr, gemm.kc);
         let (m, k) = (wt.rows(), wt.cols());
-        assert!(wt.mr() == nr && wt.kc() == kc, "W^T packed for another kernel");
+        // The reduction blocks `PackedA` was packed in.
+        let (mr, nr, kc) = (gemm.kernel.mr, gemm.kernel.nr, gemm.kc_block(k));
+        assert!(wt.mr() == nr && wt.kc() == gemm.kc, "W^T packed for another kernel");
         assert!(k == taps.len() && k == g.c * g.fh * g.fw && k > 0, "one tap per reduction step");
         assert!((1..=self.rows).contains(&rows), "band rows");
         assert!(c.rows() == m && c.cols() == rows * g.ow, "C is the band's rows of the output");
