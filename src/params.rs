@@ -159,7 +159,9 @@ impl Axis {
         }
         let num = padded - span;
         let mut out = if ceil_mode { num.div_ceil(self.stride) } else { num / self.stride } + 1;
-        if ceil_mode && (out - 1) * self.stride >= self.input + self.pad_before {
+        // The last window must start inside the input or its leading
+        // padding (a start past usize is past both).
+        if ceil_mode && (out - 1).checked_mul(self.stride).is_none_or(|start| start >= self.input + self.pad_before) {
             out -= 1;
         }
         // Dilated taps can step over a small input entirely; such a window

@@ -29,6 +29,18 @@ fn pool_output_shape_with_two_billion_windows_is_quick() {
     });
 }
 
+/// fuzz `params`, crash-26c29828 (CI run of session 2): with ceil_mode, the
+/// start of the extra last window, (out - 1) * stride, overflowed for a
+/// stride just over half of a near-usize input.
+#[test]
+fn pool_ceil_mode_last_window_start_past_usize_is_no_overflow() {
+    let huge = usize::MAX - 10;
+    let q = Pool2dParams::max([1, 1]).stride_hw([usize::MAX / 2 + 5, 1]).ceil_mode(true);
+    // ceil((huge - 1) / stride) + 1 = 3 windows, the third would start past
+    // usize::MAX: it is dropped, as any window starting past the input.
+    assert_eq!(q.output_shape([1, 1, huge, 1]).unwrap(), [1, 1, 2, 1]);
+}
+
 /// Found while reducing the one above: one window whose first 2^39 taps lie
 /// in the top padding; the same check walks the taps one by one.
 #[test]
