@@ -421,8 +421,12 @@ pub fn conv2d_backward_weights(x: &[f32], x_shape: [usize; 4], dy: &[f32], p: &C
         oh,
         ow,
     };
+    // The band paths multiply the zeros of dY's extra grid columns by
+    // neighbouring inputs; an infinity there would make a NaN the reference's
+    // sums never hold, so inputs with infinities or NaN take the GEMM paths.
+    let finite = x.iter().all(|v| v.is_finite());
     if cg == 1 {
-        if let Some(dw) = depthwise_weights(x, x_shape, dy, p, bands) {
+        if let Some(dw) = finite.then(|| depthwise_weights(x, x_shape, dy, p, bands)).flatten() {
             return Ok(dw);
         }
         // One input channel per group: each filter's taps are independent
@@ -437,7 +441,7 @@ pub fn conv2d_backward_weights(x: &[f32], x_shape: [usize; 4], dy: &[f32], p: &C
         });
         return Ok(dw);
     }
-    if let Some(dw) = weights_from_bands(x, x_shape, dy, p, bands) {
+    if let Some(dw) = finite.then(|| weights_from_bands(x, x_shape, dy, p, bands)).flatten() {
         return Ok(dw);
     }
     let group_len = kg * cols;
