@@ -148,6 +148,32 @@ impl Band {
         }
     }
 
+    /// The checks [`run`](Self::run) and [`run_transposed`](Self::run_transposed)
+    /// share: one tap per step of the `k`-long reduction, a band's rows of
+    /// an `m`-channel output, a per-channel bias (returned) or none.
+    fn check_run<'b>(
+        &self,
+        taps: &[u32],
+        k: usize,
+        rows: usize,
+        c: &MatMut<'_>,
+        m: usize,
+        ep: &Epilogue<'b>,
+    ) -> Option<&'b [f32]> {
+        let g = &self.g;
+        assert!(k == taps.len() && k == g.c * g.fh * g.fw && k > 0, "one tap per reduction step");
+        assert!((1..=self.rows).contains(&rows), "band rows");
+        assert!(c.rows() == m && c.cols() == rows * g.ow, "C is the band's rows of the output");
+        match ep.bias {
+            Bias::None => None,
+            Bias::PerRow(v) => {
+                assert_eq!(v.len(), m, "one bias per output channel");
+                Some(v)
+            }
+            Bias::PerCol(_) => panic!("convolution bias is per output channel"),
+        }
+    }
+
     /// `C = act(A * im2col + bias)` for output rows `oy0..oy0 + rows` of
     /// one band, already [filled](Self::fill) into `band`, with `taps` from
     /// [`taps`](Self::taps). C is `A.rows() x rows*OW` (those rows of the
@@ -174,17 +200,7 @@ impl Band {
         // The reduction blocks `PackedA` was packed in.
         let (mr, nr, kc) = (gemm.kernel.mr, gemm.kernel.nr, gemm.kc_block(k));
         assert!(nr == self.nr && a.mr() == mr && a.kc() == gemm.kc, "A or the band laid out for another kernel");
-        assert!(k == taps.len() && k == g.c * g.fh * g.fw && k > 0, "one tap per reduction step");
-        assert!((1..=self.rows).contains(&rows), "band rows");
-        assert!(c.rows() == m && c.cols() == rows * g.ow, "C is the band's rows of the output");
-        let bias = match ep.bias {
-            Bias::None => None,
-            Bias::PerRow(v) => {
-                assert_eq!(v.len(), m, "one bias per output channel");
-                Some(v)
-            }
-            Bias::PerCol(_) => panic!("convolution bias is per output channel"),
-        };
+        let bias = self.check_run(taps, k, rows, &c, m, ep);
         let grid = (rows - 1) * self.grid_w + g.ow;
         let reach = taps.iter().max().map_or(0, |&t| t as usize) + grid.next_multiple_of(nr);
         assert!(reach <= band.len(), "a tap reads past the band");
@@ -277,18 +293,8 @@ impl Band {
         // The reduction blocks `PackedA` was packed in.
         let (mr, nr, kc) = (gemm.kernel.mr, gemm.kernel.nr, gemm.kc_block(k));
         assert!(wt.mr() == nr && wt.kc() == gemm.kc, "W^T packed for another kernel");
-        assert!(k == taps.len() && k == g.c * g.fh * g.fw && k > 0, "one tap per reduction step");
-        assert!((1..=self.rows).contains(&rows), "band rows");
-        assert!(c.rows() == m && c.cols() == rows * g.ow, "C is the band's rows of the output");
         assert!(mr <= MAX_MR, "MR above {MAX_MR}");
-        let bias = match ep.bias {
-            Bias::None => None,
-            Bias::PerRow(v) => {
-                assert_eq!(v.len(), m, "one bias per output channel");
-                Some(v)
-            }
-            Bias::PerCol(_) => panic!("convolution bias is per output channel"),
-        };
+        let bias = self.check_run(taps, k, rows, &c, m, ep);
         // Every pixel's grid position is below `(rows - 1) * grid_w + OW`.
         let reach = taps.iter().max().map_or(0, |&t| t as usize) + (rows - 1) * self.grid_w + g.ow;
         assert!(reach <= band.len(), "a tap reads past the band");

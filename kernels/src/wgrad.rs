@@ -14,6 +14,7 @@
 //! so the result needs no horizontal sums. C is `dW^T` (`taps x K`,
 //! row-major), which the caller transposes once at the end.
 
+use crate::gemm::scalar::Scalar;
 use crate::gemm::simd::Simd;
 use crate::isa::Isa;
 use crate::transpose::transpose;
@@ -187,59 +188,6 @@ unsafe fn dot_body<S: Simd>(len: usize, a: *const f32, rows: *const u32, m: usiz
 
 /// Most rows per dot-product call.
 const DOT_ROWS: usize = 9;
-
-/// One lane of plain floats: the portable kernel is the SIMD body with
-/// `LANES = 1`, which the compiler may vectorize as it sees fit.
-struct Scalar;
-
-// SAFETY: plain float arithmetic, valid on every CPU; the memory methods
-// forward the caller's guarantee for one float.
-unsafe impl Simd for Scalar {
-    type V = f32;
-    const LANES: usize = 1;
-
-    #[inline(always)]
-    unsafe fn zero() -> f32 {
-        0.0
-    }
-    #[inline(always)]
-    unsafe fn splat(x: f32) -> f32 {
-        x
-    }
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> f32 {
-        // SAFETY: the caller vouches for one readable float.
-        unsafe { *p }
-    }
-    #[inline(always)]
-    unsafe fn store(p: *mut f32, v: f32) {
-        // SAFETY: the caller vouches for one writable float.
-        unsafe { *p = v }
-    }
-    #[inline(always)]
-    unsafe fn fmadd(a: f32, b: f32, c: f32) -> f32 {
-        // Not mul_add: a libm call without the fma target feature.
-        a * b + c
-    }
-    #[inline(always)]
-    unsafe fn mul(a: f32, b: f32) -> f32 {
-        a * b
-    }
-    #[inline(always)]
-    unsafe fn add(a: f32, b: f32) -> f32 {
-        a + b
-    }
-    #[inline(always)]
-    unsafe fn clamp(x: f32, lo: f32, hi: f32) -> f32 {
-        if x < lo {
-            lo
-        } else if x > hi {
-            hi
-        } else {
-            x
-        }
-    }
-}
 
 /// Declares one kernel: `body` for a tile, in a shell with the ISA's
 /// target features.
