@@ -276,7 +276,7 @@ pub(crate) unsafe fn max_planes<S: Simd, const SW: usize, const KW: usize>(
                 let last = (oy0 + band - 1) * sh + win.rows[oy0 + band - 1].1 - pt;
                 for iy in first..last {
                     let (r, out) = (xp.add(iy * w), buf.add((iy - first) * pitch));
-                    for ox in (0..win.lo).chain(win.hi..ow) {
+                    let border = |ox: usize| {
                         let (kx0, kx1) = win.cols[ox];
                         let mut best = *r.add(ox * sw + kx0 * dw - pl);
                         for kx in kx0 + 1..kx1 {
@@ -284,6 +284,12 @@ pub(crate) unsafe fn max_planes<S: Simd, const SW: usize, const KW: usize>(
                             best = if (v > best) | v.is_nan() { v } else { best };
                         }
                         *out.add(ox) = best;
+                    };
+                    for ox in 0..win.lo {
+                        border(ox);
+                    }
+                    for ox in win.hi..ow {
+                        border(ox);
                     }
                     // The interior is empty or at least LANES wide.
                     if win.lo < win.hi {
@@ -312,15 +318,34 @@ pub(crate) unsafe fn max_planes<S: Simd, const SW: usize, const KW: usize>(
                         }
                         continue;
                     }
-                    each_vector!(c < ow, l, {
-                        let mut best = S::load(top.add(c));
-                        for k in 1..n {
-                            best = S::max_nan(best, S::load(top.add(k * pitch + c)));
-                        }
-                        S::store(yrow.add(c), best);
-                    });
+                    match n {
+                        2 => max_down::<S, 2>(top, pitch, n, yrow, ow),
+                        3 => max_down::<S, 3>(top, pitch, n, yrow, ow),
+                        _ => max_down::<S, 0>(top, pitch, n, yrow, ow),
+                    }
                 }
             }
         }
+    }
+}
+
+/// Each output column's maximum down `N` buffer rows (`n` when `N` is 0)
+/// from `top`, `pitch` floats apart, in row order, into `out[0..ow]`
+/// (`ow >= LANES`).
+///
+/// # Safety
+/// The rows' `[0, ow)` are readable, `out[0..ow]` writable.
+#[inline(always)]
+unsafe fn max_down<S: Simd, const N: usize>(top: *const f32, pitch: usize, n: usize, out: *mut f32, ow: usize) {
+    let n = if N > 0 { N } else { n };
+    // SAFETY: every vector lies below ow in a row or in `out`.
+    unsafe {
+        each_vector!(c < ow, S::LANES, {
+            let mut best = S::load(top.add(c));
+            for k in 1..n {
+                best = S::max_nan(best, S::load(top.add(k * pitch + c)));
+            }
+            S::store(out.add(c), best);
+        });
     }
 }
