@@ -102,6 +102,7 @@ mod error;
 mod gemm;
 #[cfg(feature = "ndarray")]
 pub mod nd;
+mod parallel;
 mod params;
 mod pool;
 pub mod reference;

@@ -13,6 +13,7 @@ use receptive_kernels::implicit::{Band, TRANSPOSED_CHUNK};
 
 use super::ConvAlgorithm;
 use crate::gemm::{MatMut, MatRef};
+use crate::parallel;
 
 /// Widest tile of output pixels per task. The driver packs `KC x tile` of B
 /// at a time, so a task's pack buffer stays at `256 * 256 * 4` bytes = 256
@@ -313,27 +314,33 @@ impl GemmConv {
             let image = Image { x: xi, geom, lowering, tile, clamp };
             self.split(&image, c, 0..self.weights.len(), 0..tiles);
         };
-        if n == 1 {
-            // One image: no rayon hand-over unless `split` finds tasks.
-            image((y, x));
+        if n == 1 || parallel::one_thread() {
+            // No rayon hand-over unless `split` finds tasks for several threads.
+            y.chunks_mut(k * pixels).zip(x.chunks(in_image)).for_each(image);
         } else {
             y.par_chunks_mut(k * pixels).zip(x.par_chunks(in_image)).for_each(image);
         }
     }
 
     /// Halves the (row blocks x pixel tiles) grid until one task is left,
-    /// running the halves with `rayon::join`; the views stay disjoint.
+    /// running the halves with `rayon::join` (in turn on a one-thread pool); the views stay disjoint.
     fn split(&self, im: &Image<'_>, c: MatMut<'_>, rbs: Range<usize>, tiles: Range<usize>) {
         if rbs.len() > 1 {
             let mid = rbs.start + rbs.len() / 2;
             let (top, bottom) = c.split_at_row(self.row_block(mid).0 - self.row_block(rbs.start).0);
             let tiles2 = tiles.clone();
-            rayon::join(|| self.split(im, top, rbs.start..mid, tiles), || self.split(im, bottom, mid..rbs.end, tiles2));
+            parallel::join(
+                || self.split(im, top, rbs.start..mid, tiles),
+                || self.split(im, bottom, mid..rbs.end, tiles2),
+            );
         } else if tiles.len() > 1 {
             let mid = tiles.start + tiles.len() / 2;
             let (left, right) = c.split_at_col((mid - tiles.start) * im.tile);
             let rbs2 = rbs.clone();
-            rayon::join(|| self.split(im, left, rbs, tiles.start..mid), || self.split(im, right, rbs2, mid..tiles.end));
+            parallel::join(
+                || self.split(im, left, rbs, tiles.start..mid),
+                || self.split(im, right, rbs2, mid..tiles.end),
+            );
         } else {
             self.task(im, c, rbs.start, tiles.start * im.tile);
         }
