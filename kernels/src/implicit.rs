@@ -287,7 +287,6 @@ impl Band {
         mut c: MatMut<'_>,
         ep: &Epilogue<'_>,
         ctile: &mut Vec<f32>,
-        ahead: Option<(&[f32], usize)>,
     ) {
         let g = &self.g;
         let (m, k) = (wt.rows(), wt.cols());
@@ -305,33 +304,8 @@ impl Band {
             ctile.resize(chunk * m, 0.0);
         }
         let k_blocks = k.div_ceil(kc);
-        let calls = |np: usize| k_blocks * m.div_ceil(nr) * np.div_ceil(mr);
-        // The input rows of the band filled next, warmed across the whole
-        // band's microkernel calls.
-        let warm: usize = std::env::var("RECEPTIVE_WARM").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
-        let mut next_band = match ahead {
-            Some((x, oy0)) if oy0 < g.oh && warm & 2 != 0 => {
-                let plane = g.h * g.w;
-                let first = (oy0 * g.stride[0]).saturating_sub(g.pad_top).min(g.h);
-                let last = ((oy0 + self.rows - 1) * g.stride[0] + (g.fh - 1) * g.dilation[0] + 1)
-                    .saturating_sub(g.pad_top)
-                    .min(g.h);
-                let len = (last - first) * g.w;
-                let steps = pixels.div_ceil(chunk) * calls(chunk);
-                Warm::new(x, first * g.w, g.c.min(x.len() / plane.max(1)), plane, len, steps)
-            }
-            _ => Warm::default(),
-        };
         for t0 in (0..pixels).step_by(chunk) {
             let np = chunk.min(pixels - t0);
-            // The output lines this chunk's transpose writes, warmed while
-            // its FMAs run (stores that miss would stall the transpose).
-            let mut out = if c.col_stride() == 1 && warm & 1 != 0 {
-                let (rs, ptr) = (c.row_stride(), c.as_mut_ptr().cast_const());
-                Warm::from_ptr(ptr.wrapping_add(t0), m, rs, np, calls(np))
-            } else {
-                Warm::default()
-            };
             // Each pixel's first tap: its grid position in the band; MR
             // rows past the chunk repeat its last pixel.
             let mut pixel_rows = [std::ptr::null::<f32>(); TRANSPOSED_CHUNK + 2 * MAX_MR];
@@ -378,81 +352,12 @@ impl Band {
                                 &tile,
                             )
                         };
-                        out.step();
-                        next_band.step();
                     }
                 }
             }
             transpose(gemm.kernel.isa, ctile, np, m, m, &mut c, t0);
         }
     }
-}
-
-/// Strided runs of memory to pull into the caches a few lines at a time,
-/// between microkernel calls: the misses then overlap the FMAs instead of
-/// stalling a copy that comes later.
-#[derive(Default)]
-struct Warm {
-    /// First float of run 0 (never dereferenced: prefetches cannot fault).
-    base: usize,
-    runs: usize,
-    stride: usize,
-    len: usize,
-    /// Lines per step.
-    per_step: usize,
-    run: usize,
-    at: usize,
-}
-
-/// Floats per 64-byte cache line.
-const LINE: usize = 16;
-
-impl Warm {
-    /// `runs` runs of `len` floats of `x`, `stride` apart from `start`,
-    /// spread over `steps` calls of [`step`](Self::step); runs past `x`
-    /// are cut off.
-    fn new(x: &[f32], start: usize, runs: usize, stride: usize, len: usize, steps: usize) -> Warm {
-        // Run r ends at start + r * stride + len <= x.len().
-        let fit = x.len().checked_sub(start + len).filter(|_| len > 0).map_or(0, |room| room / stride.max(1) + 1);
-        let runs = runs.min(fit);
-        Warm::from_ptr(x.as_ptr().wrapping_add(start), runs, stride, len, steps)
-    }
-
-    fn from_ptr(base: *const f32, runs: usize, stride: usize, len: usize, steps: usize) -> Warm {
-        let per_step = (runs * len.div_ceil(LINE)).div_ceil(steps.max(1));
-        Warm { base: base as usize, runs, stride, len, per_step, run: 0, at: 0 }
-    }
-
-    /// Prefetches the next few lines.
-    #[inline]
-    fn step(&mut self) {
-        for _ in 0..self.per_step {
-            if self.run >= self.runs {
-                return;
-            }
-            let addr = self.base + (self.run * self.stride + self.at) * 4;
-            prefetch(addr);
-            self.at += LINE;
-            if self.at >= self.len {
-                // The run's last line, which the steps above may straddle.
-                prefetch(self.base + (self.run * self.stride + self.len - 1) * 4);
-                (self.run, self.at) = (self.run + 1, 0);
-            }
-        }
-    }
-}
-
-/// Asks the CPU to bring the line at `addr` into its caches.
-#[inline(always)]
-fn prefetch(addr: usize) {
-    #[cfg(all(target_arch = "x86_64", not(miri)))]
-    // SAFETY: a prefetch is a hint: it reads nothing architecturally and
-    // never faults, whatever the address; SSE is part of x86-64.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(addr as *const i8)
-    };
-    #[cfg(any(not(target_arch = "x86_64"), miri))]
-    let _ = addr;
 }
 
 /// Largest MR of any microkernel (the gathered kernels' row array).
@@ -552,17 +457,7 @@ mod tests {
                                 let (cm, _) = rest.split_at_col(r * ow);
                                 let ep = Epilogue::default();
                                 if transposed {
-                                    band.run_transposed(
-                                        &gemm,
-                                        &at,
-                                        &buf,
-                                        &taps,
-                                        r,
-                                        cm,
-                                        &ep,
-                                        &mut ctile,
-                                        Some((&x, oy0 + r)),
-                                    );
+                                    band.run_transposed(&gemm, &at, &buf, &taps, r, cm, &ep, &mut ctile);
                                 } else {
                                     band.run(&gemm, &a, &buf, &taps, r, cm, &ep, &mut ctile);
                                 }

@@ -386,9 +386,7 @@ impl GemmConv {
                 if matches!(im.lowering, Lowering::Implicit(_)) {
                     band.run(&self.gemm, &self.weights[rb], buf, taps, rows, c, &ep, ctile);
                 } else {
-                    // The band after this one is likely this thread's next.
-                    let ahead = Some((x, p0 / g.ow + rows));
-                    band.run_transposed(&self.gemm_t, &self.weights_t[rb], buf, taps, rows, c, &ep, ctile, ahead);
+                    band.run_transposed(&self.gemm_t, &self.weights_t[rb], buf, taps, rows, c, &ep, ctile);
                 }
             }),
             Lowering::Im2col => self.gemm.run(1.0, a, &Im2col::new(x, *g, p0, pixels), 0.0, c, &ep),
