@@ -298,11 +298,11 @@ macro_rules! kernel_shell {
             n: usize,
             t: &$crate::gemm::TileEpilogue,
         ) {
-            // SAFETY: forwarded from the caller, who runs this only on a CPU
-            // with these features (the registry's ISA check); a packed B
-            // panel has this stride.
             // A short row block (a few-pixel layer's last: 49 = 8 x 6 + 1)
             // runs a tile a third or two thirds as tall, not all MR rows.
+            // SAFETY: forwarded from the caller, who runs this only on a CPU
+            // with these features (the registry's ISA check); a packed B
+            // panel has this stride; a shorter tile reads fewer rows.
             unsafe {
                 let (a, b) = ($crate::gemm::GatheredA { rows, offsets }, $crate::gemm::StridedB { b, rs: $nr });
                 if m <= $mr / 3 {
