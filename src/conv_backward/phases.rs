@@ -329,7 +329,7 @@ mod tests {
                     // Every forward input of this output, and larger by the output padding.
                     let span = |o: usize, i: usize, f: usize, pads: usize| {
                         let min = ((o - 1) * p.stride[i] + p.dilation[i] * (f - 1) + 1).saturating_sub(pads).max(1);
-                        min..min + p.stride[i] + output_padding[i]
+                        min..min + p.stride[i].max(output_padding[i] + 1)
                     };
                     for h in span(oh, 0, p.kernel[0], p.padding.top + p.padding.bottom) {
                         for wd in span(ow, 1, p.kernel[1], p.padding.left + p.padding.right) {
