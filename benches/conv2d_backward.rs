@@ -10,7 +10,8 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use receptive::{
-    Activation, Bias, Conv2dBackwardDataPlan, Conv2dParams, Conv2dPlan, MatMut, MatRef, conv2d_backward_weights_into, sgemm,
+    Activation, Bias, Conv2dBackwardDataPlan, Conv2dParams, Conv2dPlan, MatMut, MatRef, conv2d_backward_weights_into,
+    sgemm,
 };
 
 use receptive::reference::pseudo_random as fill;
@@ -51,7 +52,9 @@ fn bench(c: &mut Criterion) {
                 bch.iter(|| pool.install(|| plan.run(black_box(&dy), ys, xs, &mut dx).unwrap()))
             });
             group.bench_function(id("weights"), |bch| {
-                bch.iter(|| pool.install(|| conv2d_backward_weights_into(black_box(&x), xs, &dy, &p, &mut dwv).unwrap()))
+                bch.iter(|| {
+                    pool.install(|| conv2d_backward_weights_into(black_box(&x), xs, &dy, &p, &mut dwv).unwrap())
+                })
             });
             if p.groups == 1 && ys[0] == 1 && threads == 1 {
                 group.bench_function(id("gemm_equiv"), |bch| {

@@ -451,12 +451,12 @@ pub fn conv2d_backward_weights_into(
         oh,
         ow,
     };
-    // The band paths may multiply zeros of dY's extra grid columns by
-    // neighbouring inputs: an infinity or NaN there makes a NaN the
-    // reference's sums never hold. Such a product leaves a NaN in the
-    // gradient, so a gradient with any non-finite value is recomputed by
-    // the paths below, which multiply exactly the reference's products
-    // (checking the gradient, not the larger input, costs next to nothing).
+    // The band paths multiply the reference's products and the zeros of
+    // padding, as the GEMM paths do; as a guard (a product of an infinity
+    // with a zero the reference never forms would leave a NaN in the
+    // gradient, as the extra grid columns once did: fuzz crash-60adfb8e), a
+    // gradient with any non-finite value is recomputed by the GEMM paths.
+    // Checking the gradient, not the larger input, costs next to nothing.
     if cg == 1 {
         if depthwise_weights(x, x_shape, dy, p, bands, dw).is_some() && all_finite(dw) {
             return Ok(());
@@ -552,10 +552,10 @@ const WGRAD_BLOCK_ROWS: usize = 512;
 const WGRAD_MIN_PIXELS: usize = 256;
 
 /// The weight gradient of a layer with one input channel per group: each
-/// filter's taps are dot products of its dY, laid on the grid of a band
-/// (zeros in the extra columns), with runs of the band
-/// ([`WgradKernel::dot`]), summed over the bands and images in order.
-/// `None` where no band is addressable.
+/// filter's taps are dot products of its dY, row by row, with runs of a
+/// band's rows ([`WgradKernel::dot`]: the grid's extra columns are never
+/// read), summed over the bands and images in order. `None` (and `dw`
+/// untouched) where no band is addressable.
 fn depthwise_weights(
     x: &[f32],
     x_shape: [usize; 4],
@@ -580,21 +580,17 @@ fn depthwise_weights(
     dw.fill(0.0);
     dw.par_chunks_mut(taps).enumerate().for_each(|(f, dwf)| {
         let g = f / kg;
-        let (mut buf, mut grid) = (scratch(band.len()), scratch(rows * grid_w));
+        let mut buf = scratch(band.len());
         for img in 0..n {
             let xp = &x[(img * c + g) * plane..][..plane];
             let dyp = &dy[(img * k + f) * pixels..][..pixels];
             for oy0 in (0..oh).step_by(rows) {
                 let r = rows.min(oh - oy0);
                 band.fill(xp, oy0, &mut buf);
-                for (i, row) in grid.chunks_exact_mut(grid_w).take(r).enumerate() {
-                    row[..ow].copy_from_slice(&dyp[(oy0 + i) * ow..][..ow]);
-                    row[ow..].fill(0.0);
-                }
-                kernel.dot(&buf, &offsets, &grid[..(r - 1) * grid_w + ow], dwf);
+                kernel.dot(&buf, &offsets, &dyp[oy0 * ow..][..r * ow], ow, grid_w, dwf);
             }
         }
-        unscratch([buf, grid]);
+        unscratch([buf]);
     });
     Some(())
 }
