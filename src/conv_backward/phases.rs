@@ -172,7 +172,8 @@ impl Phases {
         // Few channels: the column phases stack where they share a lattice
         // (D = 1) into enough rows.
         let stack = !super::by_forward(p) && xs.len() > 1 && xs[0].dilation == 1;
-        if !super::by_forward(p) && !(stack && cg * xs.len() >= STACK_MIN_ROWS) {
+        let stacks_enough = stack && cg * xs.len() >= STACK_MIN_ROWS;
+        if !(super::by_forward(p) || stacks_enough) {
             return Ok(None);
         }
         let x_stacks: Vec<AxisStack> = if stack {
