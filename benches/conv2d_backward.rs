@@ -5,6 +5,8 @@
 //! `gemm_equiv` times the plain SGEMM of the forward's shape (K x CFF times
 //! CFF x OH*OW): the ceiling of an im2col forward pass. The weight gradient
 //! runs into a buffer kept across runs, as a training loop keeps its own.
+//! The timing loops run inside the pool (a `pool.install` per call would
+//! time rayon's hand-over, ~40 µs here).
 
 use std::hint::black_box;
 
@@ -46,14 +48,14 @@ fn bench(c: &mut Criterion) {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let id = |op: &str| BenchmarkId::new(op, format!("{name}/t{threads}"));
             group.bench_function(id("forward"), |bch| {
-                bch.iter(|| pool.install(|| forward.run(black_box(&x), xs, &mut fwd_out).unwrap()))
+                pool.install(|| bch.iter(|| forward.run(black_box(&x), xs, &mut fwd_out).unwrap()))
             });
             group.bench_function(id("data"), |bch| {
-                bch.iter(|| pool.install(|| plan.run(black_box(&dy), ys, xs, &mut dx).unwrap()))
+                pool.install(|| bch.iter(|| plan.run(black_box(&dy), ys, xs, &mut dx).unwrap()))
             });
             group.bench_function(id("weights"), |bch| {
-                bch.iter(|| {
-                    pool.install(|| conv2d_backward_weights_into(black_box(&x), xs, &dy, &p, &mut dwv).unwrap())
+                pool.install(|| {
+                    bch.iter(|| conv2d_backward_weights_into(black_box(&x), xs, &dy, &p, &mut dwv).unwrap())
                 })
             });
             if p.groups == 1 && ys[0] == 1 && threads == 1 {
