@@ -239,9 +239,10 @@ impl Phases {
         Ok(Some(Phases { stride: s, cg, phases, empty, bias: bias.map(<[f32]>::to_vec) }))
     }
 
-    /// dX (`[N, C, H, W]` with `input = [H, W]`) for `dy`; `false` (and
-    /// nothing written) where a phase's convolution would not cover its
-    /// rows, which the padding after is sized to rule out.
+    /// dX (`[N, C, H, W]` with `input = [H, W]`) for `dy`; `false` where a
+    /// phase's convolution would not cover its rows, which the padding after
+    /// is sized to rule out (nothing written), or where a stacked run met a
+    /// non-finite value (the caller's path then rewrites all of `dx`).
     pub fn run(&self, dy: &[f32], dy_shape: [usize; 4], input: [usize; 2], dx: &mut [f32]) -> bool {
         let [n, _, _, _] = dy_shape;
         let (s, [h, w]) = (self.stride, input);
@@ -300,7 +301,12 @@ impl Phases {
             });
             super::unscratch([tmp]);
         }
-        true
+        // A stacked convolution also multiplies dY by the zero taps of the
+        // phases it stacks: 0 x inf is NaN where the reference forms no
+        // product. Such a dX (rare: only from non-finite input) is redone
+        // by the caller's path, which forms only real products.
+        let stacked = self.phases.iter().any(|ph| ph.x.members.len() > 1);
+        !(stacked && dx.iter().any(|v| !v.is_finite()))
     }
 }
 
