@@ -378,6 +378,31 @@ fn non_finite_inputs_give_the_references_pattern() {
     }
 }
 
+/// The same for the data gradient: the stacked column phases of a
+/// few-channel strided layer hold zero taps, which must not meet an
+/// infinity in dY (0 x inf = NaN where the reference forms no product).
+#[test]
+fn non_finite_output_gradients_give_the_references_pattern() {
+    for (p, xs) in [
+        (Conv2dParams::new(3, 16, [7, 7]).stride(2).padding(3), [1, 3, 40, 36]),
+        (Conv2dParams::new(3, 8, [3, 3]).stride(2).padding(1), [2, 3, 17, 18]),
+    ] {
+        let ys = p.output_shape(xs).unwrap();
+        let w = fill(p.weight_count(), 3);
+        for (i, v) in [(0, f32::INFINITY), (ys[3] + 2, f32::NEG_INFINITY), (2 * ys[3] + 5, f32::NAN)] {
+            let mut dy = fill(ys.iter().product(), 2);
+            dy[i] = v;
+            let got = conv2d_backward_data(&dy, ys, &w, &p, xs).unwrap();
+            let want = reference::conv2d_backward_data(&dy, ys, &w, &p, xs).unwrap();
+            for (o, (g, r)) in got.iter().zip(&want).enumerate() {
+                let same =
+                    if r.is_finite() { g.is_finite() } else { g.to_bits() == r.to_bits() || g.is_nan() && r.is_nan() };
+                assert!(same, "{p:?} dy[{i}] = {v}: dx[{o}] = {g}, reference {r}");
+            }
+        }
+    }
+}
+
 #[test]
 fn bad_inputs_are_errors() {
     let p = Conv2dParams::new(4, 6, [3, 3]);
