@@ -5,10 +5,11 @@
 //!   the weights flipped and transposed per group (the forward plan, so the
 //!   implicit GEMM); with a stride, one such convolution per stride phase
 //!   of dX (`phases`), the column phases stacked into one where there are
-//!   few input channels per group. Other layers with few input channels
-//!   per group (whose GEMM rows would be mostly empty) run a GEMM of the
-//!   transposed weights with dY and a tiled col2im instead, as does any
-//!   shape the phases would not cover.
+//!   few input channels per group and the stack wastes few products. Other
+//!   layers with few input channels per group (whose GEMM rows would be
+//!   mostly empty) run a GEMM of the transposed weights with dY and a tiled
+//!   col2im instead (into a column-phase layout, so strided columns still
+//!   add with unit stride), as does any shape the phases would not cover.
 //! * **Weight gradient**: `dW^T = im2col(X) * dY^T` read in place from
 //!   bands of padded input rows with dY packed transposed
 //!   ([`receptive_kernels::wgrad`]); depthwise layers as dot products over
@@ -22,8 +23,10 @@ use std::cell::RefCell;
 use std::ops::Range;
 
 use rayon::prelude::*;
+
+use crate::parallel::InlineOnOneThread;
 use receptive_kernels::MatMut;
-use receptive_kernels::col2im::{PatchGeometry, col2im_add, correlate_plane_add, scatter_plane_add};
+use receptive_kernels::col2im::{PatchGeometry, PhaseRows, col2im_add, correlate_plane_add, scatter_plane_add};
 use receptive_kernels::gemm::{ASource, Bias, Epilogue, Gemm, PackedA};
 use receptive_kernels::im2col::Geometry;
 use receptive_kernels::im2col_t::Im2colT;
@@ -251,7 +254,7 @@ impl Conv2dBackwardDataPlan {
                 tasks.push((ng / groups, ng % groups, b, chunk));
             }
         }
-        tasks.into_par_iter().for_each(|(img, g, b, dxb)| {
+        tasks.into_par_iter().inline_on_one_thread().for_each(|(img, g, b, dxb)| {
             let chans = dxb.len() / plane;
             let c0 = g * cg + b * self.block;
             let bias = init.map(|v| &v[c0..c0 + chans]);
@@ -279,9 +282,18 @@ impl Conv2dBackwardDataPlan {
                 gemm_into(0, pixels, c, bias.map_or(Bias::None, Bias::PerRow));
                 return;
             }
+            // Strided columns: the sums build up in the column-phase layout
+            // (unit-stride adds), written back in column order at the end.
+            let layout = PhaseRows::new(input[1], p.stride[1]);
+            let mut split = (p.stride[1] > 1).then(|| scratch(chans * input[0] * layout.len()));
+            let acc: &mut [f32] = match &mut split {
+                Some(split) => split,
+                None => &mut *dxb,
+            };
+            let acc_plane = acc.len() / chans;
             match bias {
-                Some(bias) => dxb.chunks_exact_mut(plane).zip(bias).for_each(|(d, &v)| d.fill(v)),
-                None => dxb.fill(0.0),
+                Some(bias) => acc.chunks_exact_mut(acc_plane).zip(bias).for_each(|(d, &v)| d.fill(v)),
+                None => acc.fill(0.0),
             }
             let rows = chans * taps;
             let nt = (TILE_FLOATS / rows).max(16).min(pixels);
@@ -294,9 +306,13 @@ impl Conv2dBackwardDataPlan {
                     let len = nt.min(pixels - p0);
                     let tile = &mut cols[..rows * len];
                     gemm_into(p0, len, MatMut::new(tile, rows, len, len, 1).expect("tile is rows x len"), Bias::None);
-                    col2im_add(&geom, tile, p0, len, chans, dxb);
+                    col2im_add(&geom, tile, p0, len, chans, acc);
                 }
             });
+            if let Some(split) = split {
+                layout.unsplit(&split, dxb);
+                unscratch([split]);
+            }
         });
     }
 }
@@ -305,8 +321,8 @@ impl Conv2dBackwardDataPlan {
 /// forward convolutions: they are its output channels, the GEMM's rows, and
 /// fewer than a few microkernel tiles' worth waste most of each tile (the
 /// GEMM and col2im path has `C/groups * FH * FW` rows). Measured on Zen 5
-/// (r50_stem, C = 3, one thread): 95 GFLOP/s by phases, 113 by col2im
-/// (and 170 with the column phases stacked, see `phases`).
+/// (r50_stem, C = 3, one thread): 95 GFLOP/s by phases, 152 by col2im
+/// (and 165 with the column phases stacked, see `phases`).
 const FORWARD_MIN_CHANNELS: usize = 8;
 
 /// Whether the input gradient of `p` runs as forward convolutions: enough
@@ -464,7 +480,7 @@ pub fn conv2d_backward_weights_into(
         // One input channel per group: each filter's taps are independent
         // dot products, summed over the images in order.
         dw.fill(0.0);
-        dw.par_chunks_mut(cols).enumerate().for_each(|(f, dwf)| {
+        dw.par_chunks_mut(cols).enumerate().inline_on_one_thread().for_each(|(f, dwf)| {
             let g = f / kg;
             for img in 0..n {
                 let xp = &x[(img * c + g) * plane..][..plane];
@@ -492,7 +508,7 @@ pub fn conv2d_backward_weights_into(
     // Part 0 into dW itself, the others into scratch.
     let mut rest = scratch((parts - 1) * groups * group_len);
     let chunks = dw.par_chunks_mut(group_len).chain(rest.par_chunks_mut(group_len));
-    chunks.enumerate().for_each(|(i, dwg)| {
+    chunks.enumerate().inline_on_one_thread().for_each(|(i, dwg)| {
         let (part, g) = (i / groups, i % groups);
         let (start, end) = (part * total / parts, (part + 1) * total / parts);
         let mut blocks = Vec::with_capacity(cg.div_ceil(block));
@@ -503,7 +519,7 @@ pub fn conv2d_backward_weights_into(
             blocks.push((c0, chans, left));
             rest = right;
         }
-        blocks.into_par_iter().for_each(|(c0, chans, mut dst)| {
+        blocks.into_par_iter().inline_on_one_thread().for_each(|(c0, chans, mut dst)| {
             let mut beta = 0.0;
             let mut r = start;
             while r < end {
@@ -520,7 +536,7 @@ pub fn conv2d_backward_weights_into(
     });
     // Fixed-order reduction of the parts: dw = ((p0 + p1) + p2) + ...
     let len = groups * group_len;
-    dw.par_chunks_mut(4096).enumerate().for_each(|(i, out)| {
+    dw.par_chunks_mut(4096).enumerate().inline_on_one_thread().for_each(|(i, out)| {
         for part in rest.chunks_exact(len) {
             for (o, v) in out.iter_mut().zip(&part[i * 4096..]) {
                 *o += *v;
@@ -578,7 +594,7 @@ fn depthwise_weights(
     let mut offsets = vec![0u32; taps];
     band.taps(&mut offsets);
     dw.fill(0.0);
-    dw.par_chunks_mut(taps).enumerate().for_each(|(f, dwf)| {
+    dw.par_chunks_mut(taps).enumerate().inline_on_one_thread().for_each(|(f, dwf)| {
         let g = f / kg;
         let mut buf = scratch(band.len());
         for img in 0..n {
@@ -697,7 +713,7 @@ fn weights_from_bands(
             }
         })
         .collect();
-    tasks.par_iter_mut().for_each(|t| {
+    tasks.par_iter_mut().inline_on_one_thread().for_each(|t| {
         let (r0, r1) = (t.out_rows.start, t.out_rows.end);
         let chans = t.offsets.len() / taps;
         for img in 0..n {
@@ -726,7 +742,7 @@ fn weights_from_bands(
     });
     // The parts of each block, summed in order into the first.
     if parts > 1 {
-        tasks.par_chunks_mut(parts).for_each(|block| {
+        tasks.par_chunks_mut(parts).inline_on_one_thread().for_each(|block| {
             let (first, rest) = block.split_first_mut().expect("parts >= 1");
             for t in rest {
                 first.ct.iter_mut().zip(&t.ct).for_each(|(a, b)| *a += *b);
@@ -737,8 +753,8 @@ fn weights_from_bands(
     // rows of dW per task.
     const ROWS: usize = 16;
     let isa = crate::active_isa();
-    dw.par_chunks_mut(kg * m).enumerate().for_each(|(g, dwg)| {
-        dwg.par_chunks_mut(ROWS * m).enumerate().for_each(|(i, rows)| {
+    dw.par_chunks_mut(kg * m).enumerate().inline_on_one_thread().for_each(|(g, dwg)| {
+        dwg.par_chunks_mut(ROWS * m).enumerate().inline_on_one_thread().for_each(|(i, rows)| {
             let n_rows = rows.len() / m;
             let mut dst = MatMut::new(rows, n_rows, m, m, 1).expect("rows of dW_g");
             for (b, t) in tasks[g * blocks * parts..(g + 1) * blocks * parts].iter().step_by(parts).enumerate() {
@@ -783,6 +799,7 @@ pub fn conv2d_backward_bias(dy: &[f32], dy_shape: [usize; 4]) -> Result<Vec<f32>
     let plane = oh * ow;
     Ok((0..k)
         .into_par_iter()
+        .inline_on_one_thread()
         .map(|f| {
             // Eight running sums (vectorizable, and shorter chains than one).
             let mut acc = [0.0f32; 8];

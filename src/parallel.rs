@@ -20,3 +20,14 @@ where
 {
     if one_thread() { (a(), b()) } else { rayon::join(a, b) }
 }
+
+/// Rayon's indexed iterators, kept whole on a one-thread pool.
+pub(crate) trait InlineOnOneThread: rayon::iter::IndexedParallelIterator {
+    /// The iterator, never split on a one-thread pool: rayon then folds it
+    /// on the calling thread with no hand-over to a worker.
+    fn inline_on_one_thread(self) -> rayon::iter::MinLen<Self> {
+        self.with_min_len(if one_thread() { usize::MAX } else { 1 })
+    }
+}
+
+impl<I: rayon::iter::IndexedParallelIterator> InlineOnOneThread for I {}

@@ -72,22 +72,26 @@ impl PatchGeometry {
 /// `dx[c, iy, ix] += cols[(c*FH + ky)*FW + kx][p - p0]` for every output pixel
 /// `p` in `p0..p0+nt` and every tap that lands inside the input.
 ///
-/// `cols` holds `channels * FH * FW` rows of `nt` floats; `dx` holds
-/// `channels` planes of `H * W`.
+/// `cols` holds `channels * FH * FW` rows of `nt` floats. `dx` holds
+/// `channels` planes in the column-phase layout of [`PhaseRows`]: with a
+/// column stride `S`, each input row is stored as its `S` phases (columns
+/// `ix % S == r`) one after the other, so every tap's outputs land on
+/// consecutive floats and the adds vectorize. With `S = 1` that is the
+/// plain `H x W` plane.
 ///
 /// # Panics
 /// If a buffer is too short or the pixel range passes `OH * OW`.
 pub fn col2im_add(g: &PatchGeometry, cols: &[f32], p0: usize, nt: usize, channels: usize, dx: &mut [f32]) {
-    let [h, w] = g.input;
+    let h = g.input[0];
     let [fh, fw] = g.kernel;
-    let plane = h * w;
+    let rows = PhaseRows::new(g.input[1], g.stride[1]);
+    let plane = h * rows.len();
     assert!(cols.len() >= channels * fh * fw * nt, "col2im: column tile too short");
     assert!(dx.len() >= channels * plane, "col2im: output too short");
     assert!(p0 + nt <= g.out_pixels(), "col2im: pixel range outside the output");
     if nt == 0 {
         return;
     }
-    let sw = g.stride[1];
     for (c, dplane) in dx[..channels * plane].chunks_exact_mut(plane).enumerate() {
         for ky in 0..fh {
             let (oy_lo, oy_hi) = g.valid(0, ky);
@@ -99,20 +103,78 @@ pub fn col2im_add(g: &PatchGeometry, cols: &[f32], p0: usize, nt: usize, channel
                     if oy < oy_lo || oy >= oy_hi || a >= b {
                         return;
                     }
-                    let iy = g.input_at(0, oy, ky);
-                    let row = &mut dplane[iy * w..(iy + 1) * w];
-                    let s = &src[off + (a - ox0)..off + (b - ox0)];
-                    let ix0 = g.input_at(1, a, kx);
-                    if sw == 1 {
-                        for (d, v) in row[ix0..ix0 + (b - a)].iter_mut().zip(s) {
-                            *d += *v;
-                        }
-                    } else {
-                        for (d, v) in row[ix0..].iter_mut().step_by(sw).zip(s) {
-                            *d += *v;
-                        }
+                    let row = &mut dplane[g.input_at(0, oy, ky) * rows.len()..][..rows.len()];
+                    let at = rows.index(g.input_at(1, a, kx));
+                    for (d, v) in row[at..at + (b - a)].iter_mut().zip(&src[off + (a - ox0)..]) {
+                        *d += *v;
                     }
                 });
+            }
+        }
+    }
+}
+
+/// The column-phase layout of one input row of width `W` for a column
+/// stride `S`: phase `r` (the columns `ix = j*S + r`) holds `ceil(W/S)`
+/// floats at `r * ceil(W/S)`, so columns `S` apart sit side by side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PhaseRows {
+    width: usize,
+    stride: usize,
+    phase_len: usize,
+}
+
+impl PhaseRows {
+    /// The layout of a row of `width` floats for column stride `stride`.
+    pub fn new(width: usize, stride: usize) -> PhaseRows {
+        let stride = stride.max(1);
+        PhaseRows { width, stride, phase_len: width.div_ceil(stride) }
+    }
+
+    /// Floats per stored row (`S * ceil(W/S)`, at least `W`).
+    pub fn len(&self) -> usize {
+        self.stride * self.phase_len
+    }
+
+    /// Whether the stored row is empty (`W = 0`).
+    pub fn is_empty(&self) -> bool {
+        self.width == 0
+    }
+
+    /// Where column `ix` is stored.
+    #[inline(always)]
+    pub fn index(&self, ix: usize) -> usize {
+        ix % self.stride * self.phase_len + ix / self.stride
+    }
+
+    /// Writes stored rows (`src`, [`len`](Self::len) floats each) back in
+    /// column order into rows of `W` floats (`dst`).
+    ///
+    /// # Panics
+    /// If `src` does not hold a stored row for every row of `dst`.
+    pub fn unsplit(&self, src: &[f32], dst: &mut [f32]) {
+        let (w, s, q) = (self.width, self.stride, self.phase_len);
+        if w == 0 {
+            return;
+        }
+        assert!(src.len() >= dst.len() / w * self.len(), "unsplit: source too short");
+        for (row, split) in dst.chunks_exact_mut(w).zip(src.chunks_exact(self.len())) {
+            if s == 1 {
+                row.copy_from_slice(&split[..w]);
+            } else if s == 2 {
+                // Even and odd columns zipped: the compiler's interleave.
+                let (even, odd) = split.split_at(q);
+                for (pair, (e, o)) in row.chunks_exact_mut(2).zip(even.iter().zip(odd)) {
+                    pair[0] = *e;
+                    pair[1] = *o;
+                }
+                if w % 2 == 1 {
+                    row[w - 1] = even[q - 1];
+                }
+            } else {
+                for (r, phase) in split.chunks_exact(q).enumerate().take(s.min(w)) {
+                    row[r..].iter_mut().step_by(s).zip(phase).for_each(|(d, v)| *d = *v);
+                }
             }
         }
     }
@@ -234,6 +296,29 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Every column lands in its own slot, and unsplit puts each back in
+    /// column order (odd widths, strides past the width).
+    #[test]
+    fn phase_rows_round_trip() {
+        for width in 1..10 {
+            for stride in 1..5 {
+                let rows = PhaseRows::new(width, stride);
+                let mut split = vec![f32::NAN; 3 * rows.len()];
+                for r in 0..3 {
+                    for ix in 0..width {
+                        let at = rows.index(ix);
+                        assert!(at < rows.len() && split[r * rows.len() + at].is_nan(), "{width} {stride} {ix}");
+                        split[r * rows.len() + at] = (r * 100 + ix) as f32;
+                    }
+                }
+                let mut row = vec![0.0; 3 * width];
+                rows.unsplit(&split, &mut row);
+                let want: Vec<f32> = (0..3).flat_map(|r| (0..width).map(move |ix| (r * 100 + ix) as f32)).collect();
+                assert_eq!(row, want, "width {width} stride {stride}");
             }
         }
     }

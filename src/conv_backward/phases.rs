@@ -20,6 +20,8 @@
 
 use rayon::prelude::*;
 
+use crate::parallel::InlineOnOneThread;
+
 use crate::activation::Activation;
 use crate::conv::Conv2dPlan;
 use crate::error::Result;
@@ -147,9 +149,16 @@ pub(super) struct Phases {
 }
 
 /// Fewest output channels per group of a stacked convolution (its GEMM's
-/// rows). Measured on Zen 5 (r50_stem, C = 3, one thread): column phases
-/// stacked (6 rows) 1.36 ms, the GEMM and col2im path 2.17 ms.
+/// rows).
 const STACK_MIN_ROWS: usize = 6;
+
+/// Most products a stacked convolution may form per real one (its window
+/// spans every member's taps). Measured on Zen 5 against the GEMM and
+/// col2im path (column-phase layout), GFLOP/s at 1 / 2 threads: r50_stem
+/// (7x7 stride 2, 8 products per 7) 165 / 295 stacked, 152 / 209 by
+/// col2im; 5x5 stride 2 (6 per 5, C = 4) 99 / 170 stacked, 124 / 250 by
+/// col2im; 3x3 stride 2 (4 per 3) and 11x11 stride 4 (16 per 11) lose too.
+const MAX_STACK_WASTE: f32 = 1.15;
 
 impl Phases {
     /// The phase convolutions of `p` (weights `w`, optional bias per input
@@ -172,7 +181,11 @@ impl Phases {
         // Few channels: the column phases stack where they share a lattice
         // (D = 1) into enough rows.
         let stack = !super::by_forward(p) && xs.len() > 1 && xs[0].dilation == 1;
-        let stacks_enough = stack && cg * xs.len() >= STACK_MIN_ROWS;
+        let products = |x: &AxisStack| (x.members.len() * x.kernel) as f32;
+        let stacks_enough = stack
+            && cg * xs.len() >= STACK_MIN_ROWS
+            && products(&AxisStack::new(xs.clone()))
+                <= MAX_STACK_WASTE * xs.iter().map(|a| a.taps).sum::<usize>() as f32;
         if !(super::by_forward(p) || stacks_enough) {
             return Ok(None);
         }
@@ -265,7 +278,7 @@ impl Phases {
             if t[0] == 0 || t[1] == 0 {
                 continue;
             }
-            dx.par_chunks_mut(plane).enumerate().for_each(|(i, xp)| {
+            dx.par_chunks_mut(plane).enumerate().inline_on_one_thread().for_each(|(i, xp)| {
                 let v = self.bias.as_ref().map_or(0.0, |b| b[i % c]);
                 for y in 0..t[0] {
                     let row = &mut xp[(ey + y * s[0]) * w..][..w];
@@ -282,7 +295,7 @@ impl Phases {
             let mut tmp = super::scratch(n * c * nx * oh * ow);
             ph.plan.run(dy, dy_shape, &mut tmp).expect("shapes checked above");
             let (ly, lx) = (ph.ey.lead(), ph.x.lead());
-            dx.par_chunks_mut(plane).enumerate().for_each(|(i, xp)| {
+            dx.par_chunks_mut(plane).enumerate().inline_on_one_thread().for_each(|(i, xp)| {
                 // dX channel (img, g, ch) reads the convolution's channels
                 // (img, g, j, ch) for each column phase j.
                 let (img, g, ch) = (i / c, i % c / cg, i % cg);
@@ -306,7 +319,7 @@ impl Phases {
         // product. Such a dX (rare: only from non-finite input) is redone
         // by the caller's path, which forms only real products.
         let stacked = self.phases.iter().any(|ph| ph.x.members.len() > 1);
-        !(stacked && dx.iter().any(|v| !v.is_finite()))
+        !stacked || super::all_finite(dx)
     }
 }
 
@@ -321,11 +334,18 @@ mod tests {
     fn phases_cover_every_plane() {
         let layers = [
             (Conv2dParams::new(3, 8, [7, 7]).stride(2).padding(3), [0, 0], true),
-            (Conv2dParams::new(3, 8, [11, 11]).stride(4).padding(2), [0, 0], true),
-            (Conv2dParams::new(4, 6, [3, 4]).stride_hw([3, 2]).padding_with(Padding::new(0, 2, 1, 0)), [2, 1], true),
+            (Conv2dParams::new(3, 8, [9, 9]).stride(2).padding(4), [1, 1], true),
+            (Conv2dParams::new(4, 6, [3, 8]).stride_hw([3, 2]).padding_with(Padding::new(0, 2, 0, 1)), [2, 1], true),
             (Conv2dParams::new(8, 4, [3, 3]).stride(2).dilation(2).padding(1), [1, 1], false),
             (Conv2dParams::new(16, 6, [5, 2]).stride_hw([2, 3]).dilation_hw([3, 1]).groups(2), [0, 2], false),
         ];
+        // Stacks that would waste too many products: the col2im path instead.
+        for p in [
+            Conv2dParams::new(4, 8, [5, 5]).stride(2).padding(2),
+            Conv2dParams::new(3, 8, [11, 11]).stride(4).padding(2),
+        ] {
+            assert!(Phases::new(&p, &vec![1.0; p.weight_count()], None, [0, 0]).unwrap().is_none(), "{p:?}");
+        }
         for (p, output_padding, stacked) in layers {
             let w = vec![1.0; p.weight_count()];
             let phases = Phases::new(&p, &w, None, output_padding).unwrap().expect("runs by phases");
