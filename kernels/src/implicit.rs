@@ -23,7 +23,7 @@
 
 use crate::gemm::{Bias, Epilogue, Gemm, PackedA, TileEpilogue};
 use crate::im2col::{Geometry, gather_run};
-use crate::transpose::transpose;
+use crate::transpose::{transpose, transpose_streaming};
 use crate::view::MatMut;
 
 /// Where everything lies in the band buffer of one convolution.
@@ -272,7 +272,9 @@ impl Band {
     /// B the weights packed as NR-wide panels of W^T (`wt`, packed by
     /// [`PackedA::with_width`] with width NR). The grid's extra columns cost
     /// nothing here, only the channels past a multiple of NR do. The tile
-    /// goes through `ctile` (pixels x channels) and is transposed into C.
+    /// goes through `ctile` (pixels x channels) and is transposed into C,
+    /// with streaming stores if `stream` (an output too large to stay in
+    /// cache: see [`transpose_streaming`]).
     ///
     /// # Panics
     /// As for [`run`](Self::run).
@@ -287,6 +289,7 @@ impl Band {
         mut c: MatMut<'_>,
         ep: &Epilogue<'_>,
         ctile: &mut Vec<f32>,
+        stream: bool,
     ) {
         let g = &self.g;
         let (m, k) = (wt.rows(), wt.cols());
@@ -355,7 +358,11 @@ impl Band {
                     }
                 }
             }
-            transpose(gemm.kernel.isa, ctile, np, m, m, &mut c, t0);
+            if stream {
+                transpose_streaming(gemm.kernel.isa, ctile, np, m, m, &mut c, t0);
+            } else {
+                transpose(gemm.kernel.isa, ctile, np, m, m, &mut c, t0);
+            }
         }
     }
 }
@@ -446,7 +453,7 @@ mod tests {
                         let mut taps = vec![0; c * fh * fw];
                         band.taps(&mut taps);
                         let mut buf = vec![f32::NAN; band.len()];
-                        for transposed in [false, true] {
+                        for (transposed, stream) in [(false, false), (true, false), (true, true)] {
                             let mut y = vec![f32::NAN; k * oh * ow];
                             let mut ctile = Vec::new();
                             for oy0 in (0..oh).step_by(rows) {
@@ -457,12 +464,12 @@ mod tests {
                                 let (cm, _) = rest.split_at_col(r * ow);
                                 let ep = Epilogue::default();
                                 if transposed {
-                                    band.run_transposed(&gemm, &at, &buf, &taps, r, cm, &ep, &mut ctile);
+                                    band.run_transposed(&gemm, &at, &buf, &taps, r, cm, &ep, &mut ctile, stream);
                                 } else {
                                     band.run(&gemm, &a, &buf, &taps, r, cm, &ep, &mut ctile);
                                 }
                             }
-                            assert_eq!(y, want, "{} {g:?} kc {kc} rows {rows} transposed {transposed}", kernel.name);
+                            assert_eq!(y, want, "{} {g:?} kc {kc} rows {rows} transposed {transposed} {stream}", kernel.name);
                         }
                     }
                 }
