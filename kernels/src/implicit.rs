@@ -469,7 +469,11 @@ mod tests {
                                     band.run(&gemm, &a, &buf, &taps, r, cm, &ep, &mut ctile);
                                 }
                             }
-                            assert_eq!(y, want, "{} {g:?} kc {kc} rows {rows} transposed {transposed} {stream}", kernel.name);
+                            assert_eq!(
+                                y, want,
+                                "{} {g:?} kc {kc} rows {rows} transposed {transposed} {stream}",
+                                kernel.name
+                            );
                         }
                     }
                 }

@@ -64,7 +64,7 @@ fn transpose_with(
         // line-aligned column (the same in every row when the row stride is
         // whole lines); the rows before it go with the edges.
         let misaligned = base.wrapping_add(col).addr() % 64;
-        let stream = stream && rs % 16 == 0 && misaligned % 4 == 0;
+        let stream = stream && rs.is_multiple_of(16) && misaligned.is_multiple_of(4);
         ia = if stream { ((64 - misaligned) % 64 / 4).min(rows) } else { 0 };
         (ib, j0) = (ia + (rows - ia) / 16 * 16, cols / 16 * 16);
         // Column blocks outer: each output row is written as one run of
@@ -194,7 +194,11 @@ mod tests {
                             for c in 0..dcols {
                                 let want =
                                     if (col..col + rows).contains(&c) { src[(c - col) * stride + j] } else { -1.0 };
-                                assert_eq!(view[j * dcols + c], want, "{isa:?} {stream} {rows}x{cols} {col} ({j}, {c})");
+                                assert_eq!(
+                                    view[j * dcols + c],
+                                    want,
+                                    "{isa:?} {stream} {rows}x{cols} {col} ({j}, {c})"
+                                );
                             }
                         }
                     }
