@@ -117,6 +117,18 @@ impl Band {
     /// Copies what the band of output rows `oy0..` reads from `x` (the `C`
     /// planes of the group) into `band`, zeros in the padding.
     pub fn fill(&self, x: &[f32], oy0: usize, band: &mut [f32]) {
+        self.fill_with(x, oy0, band, false);
+    }
+
+    /// [`fill`](Self::fill) prefetching each input row of the next plane
+    /// while copying this plane's: for an input too large to stay in cache,
+    /// each plane's rows are a short stream that the hardware prefetcher
+    /// would only catch up with near its end.
+    pub fn fill_prefetching(&self, x: &[f32], oy0: usize, band: &mut [f32]) {
+        self.fill_with(x, oy0, band, true);
+    }
+
+    fn fill_with(&self, x: &[f32], oy0: usize, band: &mut [f32], prefetch: bool) {
         let g = &self.g;
         let plane_in = g.h * g.w;
         assert!(x.len() >= g.c * plane_in, "input shorter than its planes");
@@ -139,7 +151,16 @@ impl Band {
                             .and_then(|r| r.checked_sub(g.pad_top))
                             .filter(|&iy| iy < g.h);
                         match row {
-                            Some(iy) => gather_run(out, &xc[iy * g.w..(iy + 1) * g.w], b, g.stride[1], g.pad_left),
+                            Some(iy) => {
+                                // The same row of the next plane.
+                                let next = (c + 1) * plane_in + iy * g.w;
+                                if prefetch {
+                                    for v in x.get(next..next + g.w).unwrap_or(&[]).iter().step_by(16) {
+                                        prefetch_line(v);
+                                    }
+                                }
+                                gather_run(out, &xc[iy * g.w..(iy + 1) * g.w], b, g.stride[1], g.pad_left)
+                            }
                             None => out.fill(0.0),
                         }
                     }
@@ -385,6 +406,20 @@ const MAX_MR: usize = 16;
 /// 206 / 203 / 214 / 208.
 pub const TRANSPOSED_CHUNK: usize = 192;
 
+/// Hints the line holding `v` into L1 (nothing where no hint is wired).
+#[inline(always)]
+fn prefetch_line(v: &f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it never faults or changes memory
+    // (and `v` is a live reference anyway).
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(v).cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
+}
+
 fn gcd(a: usize, b: usize) -> usize {
     if b == 0 { a } else { gcd(b, a % b) }
 }
@@ -465,7 +500,11 @@ mod tests {
                             let mut ctile = Vec::new();
                             for oy0 in (0..oh).step_by(rows) {
                                 let r = rows.min(oh - oy0);
-                                band.fill(&x, oy0, &mut buf);
+                                if transposed {
+                                    band.fill_prefetching(&x, oy0, &mut buf);
+                                } else {
+                                    band.fill(&x, oy0, &mut buf);
+                                }
                                 let ym = MatMut::new(&mut y, k, oh * ow, oh * ow, 1).unwrap();
                                 let (_, rest) = ym.split_at_col(oy0 * ow);
                                 let (cm, _) = rest.split_at_col(r * ow);
