@@ -194,6 +194,12 @@ fn each_path_is_chosen_and_correct() {
         (Conv2dParams::new(12, 12, [3, 3]).padding(1).groups(12), [2, 12, 10, 19], "depthwise"),
         (Conv2dParams::new(4, 12, [5, 3]).padding(2).stride_hw([2, 1]).groups(4), [1, 4, 11, 9], "depthwise"),
     ];
+    // A 1x1 layer with few pixels (7x7) and many channels puts the channels
+    // in the lanes with the SIMD kernels (more input channels than one KC
+    // block of the W^T panels, and two images).
+    let few = run_and_check(&Conv2dParams::new(1100, 128, [1, 1]), [2, 1100, 7, 7], true, Activation::Relu, 18);
+    let simd = ["avx2", "avx512"].contains(&receptive::active_isa().name());
+    assert!(few.starts_with(if simd { "1x1 gemm^T" } else { "1x1 gemm" }), "{few}");
     let wide = run_and_check(&Conv2dParams::new(4, 8, [1, 7]), [1, 4, 16, 9], false, Activation::None, 19);
     assert!(!wide.starts_with("implicit gemm "), "the pixel-lane form on a mostly-extra grid: {wide}");
     for (i, (p, shape, path)) in cases.into_iter().enumerate() {

@@ -75,6 +75,10 @@ const BAND_BUDGET: usize = 256 << 10;
 pub(super) enum Lowering {
     /// The input planes are B.
     Pointwise,
+    /// A 1x1 unit-stride layer with output channels in the vector lanes:
+    /// the input planes are the implicit form's band as they are (tap p at
+    /// plane p), read in bands of output rows.
+    PointwiseChannels(Band),
     /// B's rows read in place from bands of padded input rows, pixels in
     /// the vector lanes.
     Implicit(Band),
@@ -89,6 +93,7 @@ impl Lowering {
     pub fn name(&self) -> &'static str {
         match self {
             Lowering::Pointwise => "1x1 gemm",
+            Lowering::PointwiseChannels(_) => "1x1 gemm^T",
             Lowering::Implicit(_) => "implicit gemm",
             Lowering::ImplicitChannels(_) => "implicit gemm^T",
             Lowering::Im2col => "im2col+gemm",
@@ -104,6 +109,10 @@ struct Image<'a> {
     /// Output pixels per task column (a band's rows for the implicit path).
     tile: usize,
     clamp: Option<(f32, f32)>,
+    /// Whether the output is written with streaming stores.
+    stream: bool,
+    /// Whether band fills prefetch the input ahead.
+    prefetch: bool,
 }
 
 /// One thread's band, the taps of the band layout `taps_for`, and C tile.
@@ -163,7 +172,7 @@ impl GemmConv {
             let (r0, rows) = conv.row_block(rb);
             let block = a.block(r0, 0, rows, a.cols()).expect("row blocks lie inside the weights");
             conv.weights.push(PackedA::new(&conv.gemm, block));
-            if !pointwise {
+            {
                 conv.weights_t.push(PackedA::with_width(&conv.gemm_t, block, conv.gemm.kernel.nr));
             }
         }
@@ -233,12 +242,6 @@ impl GemmConv {
     /// against `K * FH * FW / 32` cycles of FMAs each input float feeds.
     /// A 1x1 unit-stride layer reads its input planes in place.
     pub fn lowering(&self, g: &Geometry, n: usize, threads: usize) -> Lowering {
-        if self.pointwise {
-            // Reading the planes in place measured faster than either
-            // implicit form on every 1x1 layer tried (the channel form,
-            // 1x1 2048->512 at 7x7: 159 against 191 GFLOP/s).
-            return Lowering::Pointwise;
-        }
         let (mr, nr) = (self.gemm.kernel.mr, self.gemm.kernel.nr);
         let share = |len: usize, tile: usize| len as f64 / len.next_multiple_of(tile) as f64;
         let pixels = g.oh * g.ow;
@@ -284,6 +287,24 @@ impl GemmConv {
         let (Some((pixel_lanes, pixel_band)), Some((channel_score, channel_band))) = (pixel_form, channel_form) else {
             return Lowering::Im2col;
         };
+        if self.pointwise {
+            // Reading the planes in place measured faster than either
+            // implicit form wherever the pixels fill the lanes (the channel
+            // form with a band, 1x1 2048->512 at 7x7: 159 against 191
+            // GFLOP/s); with few pixels per task they are mostly padding
+            // (7x7: 49 of 64 lanes), and the channel form reading the planes
+            // in place, without a band, wins: 1x1 2048->512 and 512->2048 at
+            // 7x7, one thread, 192 -> 235 GFLOP/s.
+            let pointwise = pixels as f64 / im2col_lanes as f64;
+            let channels = transpose * share(self.block_rows, nr) * channel_score;
+            // The taps are u32 offsets into the group's planes.
+            let addressable = g.c * g.h * g.w <= u32::MAX as usize;
+            return if addressable && channels > pointwise * 1.05 {
+                Lowering::PointwiseChannels(channel_band)
+            } else {
+                Lowering::Pointwise
+            };
+        }
         let (pixel_lanes, channel_lanes) =
             (fill * pixel_lanes, fill * transpose * share(self.block_rows, nr) * channel_score);
         match self.algorithm {
@@ -303,6 +324,7 @@ impl GemmConv {
         let nr = self.gemm.kernel.nr;
         match self.lowering(g, n, threads) {
             Lowering::Pointwise => 0,
+            Lowering::PointwiseChannels(_) => k + self.block_rows * TRANSPOSED_CHUNK,
             Lowering::Implicit(band) => band.len() + k + self.block_rows * nr,
             Lowering::ImplicitChannels(band) => band.len() + k + self.block_rows * TRANSPOSED_CHUNK,
             Lowering::Im2col => self.gemm.kc.min(k) * self.tile_width(g, n, threads).next_multiple_of(nr),
@@ -316,14 +338,27 @@ impl GemmConv {
         let threads = rayon::current_num_threads();
         let lowering = self.lowering(&geom, n, threads);
         let tile = match lowering {
-            Lowering::Implicit(band) | Lowering::ImplicitChannels(band) => band.rows() * geom.ow,
+            Lowering::Implicit(band) | Lowering::ImplicitChannels(band) | Lowering::PointwiseChannels(band) => {
+                band.rows() * geom.ow
+            }
             _ => self.tile_width(&geom, n, threads),
         };
         let tiles = pixels.div_ceil(tile);
         let in_image = self.groups * geom.c * geom.h * geom.w;
+        // An output larger than an eighth of L3 will not be in cache for the
+        // next layer anyway (nor for this one's next run): streaming its
+        // lines to memory saves reading each before it is written. Measured
+        // on Zen 5, one thread, GFLOP/s without / with: vgg_conv1_2 (12.8
+        // MB) 208 / 217, r50_3x3_64_b8 (6.4 MB) 221 / 227; r50_stem (3.2
+        // MB) 205 / 201, so smaller outputs keep ordinary stores.
+        let stream = n * k * pixels * 4 > CacheSizes::detect().l3 / 8;
+        // The same for an input larger than that: band fills prefetch it a
+        // plane ahead. vgg_conv1_2 (12.8 MB in) 234 -> 247 GFLOP/s, one
+        // thread; r50_3x3_64 (0.8 MB) lost 2%, so a smaller input does not.
+        let prefetch = n * in_image * 4 > CacheSizes::detect().l3 / 8;
         let image = |(yi, xi): (&mut [f32], &[f32])| {
             let c = MatMut::new(yi, k, pixels, pixels, 1).expect("the output image is K x OH*OW");
-            let image = Image { x: xi, geom, lowering, tile, clamp };
+            let image = Image { x: xi, geom, lowering, tile, clamp, stream, prefetch };
             self.split(&image, c, 0..self.weights.len(), 0..tiles);
         };
         if n == 1 || parallel::one_thread() {
@@ -388,13 +423,27 @@ impl GemmConv {
                     band.taps(taps);
                     *taps_for = Some(band);
                 }
-                band.fill(x, p0 / g.ow, buf);
+                if im.prefetch {
+                    band.fill_prefetching(x, p0 / g.ow, buf);
+                } else {
+                    band.fill(x, p0 / g.ow, buf);
+                }
                 let rows = pixels / g.ow;
                 if matches!(im.lowering, Lowering::Implicit(_)) {
                     band.run(&self.gemm, &self.weights[rb], buf, taps, rows, c, &ep, ctile);
                 } else {
-                    band.run_transposed(&self.gemm_t, &self.weights_t[rb], buf, taps, rows, c, &ep, ctile);
+                    band.run_transposed(&self.gemm_t, &self.weights_t[rb], buf, taps, rows, c, &ep, ctile, im.stream);
                 }
+            }),
+            Lowering::PointwiseChannels(band) => BAND.with(|ws| {
+                let BandBuffers { taps_for, taps, ctile, .. } = &mut *ws.borrow_mut();
+                // Tap p is plane p of the input, which is the band as it is.
+                taps.clear();
+                taps.extend((0..g.c).map(|p| (p * g.h * g.w) as u32));
+                *taps_for = None;
+                let (oy0, rows) = (p0 / g.ow, pixels / g.ow);
+                let band_x = &x[oy0 * g.ow..];
+                band.run_transposed(&self.gemm_t, &self.weights_t[rb], band_x, taps, rows, c, &ep, ctile, im.stream);
             }),
             Lowering::Im2col => self.gemm.run(1.0, a, &Im2col::new(x, *g, p0, pixels), 0.0, c, &ep),
         }

@@ -4,6 +4,8 @@
 //! Three paths, chosen when the plan is made:
 //! * **1x1 GEMM** (1x1 filter, stride 1, no padding): the input planes of a
 //!   group already are the GEMM's B matrix, so there is nothing to gather.
+//!   With few pixels (7x7) the output channels go in the vector lanes
+//!   instead, the planes read in place as the implicit form's band.
 //! * **implicit GEMM** (most other layers): each task copies the input rows
 //!   a band of output rows reads, zero-padded and split by stride phase,
 //!   and the microkernel reads every im2col row as a shifted run of that
