@@ -267,7 +267,7 @@ pub(crate) fn next_vector(ox0: usize, hi: usize, lanes: usize) -> usize {
 /// # Safety
 /// `xp` is a plane `win` describes; `(oy, ox)` is an output of it.
 #[inline(always)]
-unsafe fn max_border(win: &Window, xp: *const f32, oy: usize, ox: usize) -> (f32, usize) {
+pub(crate) unsafe fn max_border(win: &Window, xp: *const f32, oy: usize, ox: usize) -> (f32, usize) {
     let g = &win.g;
     let w = g.in_hw[1];
     let ([sh, sw], [dh, dw], [pt, pl]) = (g.stride, g.dilation, g.pad_before);

@@ -1,0 +1,250 @@
+//! One-pass kernels for the commonest 3-wide windows, without row buffers:
+//! 3-wide average pooling at unit stride on small planes, and 3-wide max
+//! pooling (no indices) at column stride 2. Each keeps a window's taps in
+//! registers: neighbouring columns come from lane shifts of vectors already
+//! loaded instead of more loads or buffer round trips.
+
+use super::simd::{Scalar, Simd};
+use super::window::{Window, max_border};
+
+/// Runs of consecutive output rows whose windows take the same input rows
+/// `(first output row, rows in the run, valid kernel rows ky0..ky1)`.
+fn row_runs(win: &Window) -> impl Iterator<Item = (usize, usize, (usize, usize))> + '_ {
+    let rows = &win.rows;
+    let mut a = 0;
+    std::iter::from_fn(move || {
+        let start = a;
+        let taps = *rows.get(start)?;
+        a += rows[start..].iter().take_while(|&&t| t == taps).count();
+        Some((start, a - start, taps))
+    })
+}
+
+/// Whether [`avg3_planes`] runs `win`: a flat average (unit strides, `ow ==
+/// w`) 3 columns wide with one column of padding each side.
+pub(crate) fn avg3_applies(win: &Window) -> bool {
+    win.flat.is_some() && win.g.kernel[1] == 3 && win.g.pad_before[1] == 1
+}
+
+/// Average pooling on [`FlatAvg`](super::window::FlatAvg)'s flat path, 3-wide windows with one
+/// column of padding each side (see [`avg3_applies`]). Output rows with the
+/// same valid kernel rows form one row-major run: each vector of outputs
+/// sums its `n` input rows column by column (`n` loads), takes its left and
+/// right neighbours' column sums by lane shifts of the vectors before and
+/// after, clears those that lie in another row (the flat masks) and scales
+/// by the reciprocal divisors. Runs shorter than a vector go one lane at a time.
+///
+/// # Safety
+/// As [`max_planes`](super::window::max_planes) without indices, with
+/// `avg3_applies(win)`.
+#[inline(always)]
+pub(crate) unsafe fn avg3_planes<S: Simd>(win: &Window, x: *const f32, y: *mut f32, planes: usize) {
+    let Some(flat) = &win.flat else { return };
+    let g = &win.g;
+    let ([h, w], [oh, _]) = (g.in_hw, g.out_hw);
+    let pt = g.pad_before[0];
+    let (ml, mr, recip) = (flat.masks[0].as_ptr(), flat.masks[2].as_ptr(), flat.recip.as_ptr());
+    // SAFETY: a run of `rows` output rows from `oy` reads input rows
+    // oy + ky - pt for ky in ky0..ky1 (inside the plane by the row tap
+    // table) over the run's `rows * w` columns; the tables hold one float
+    // per output.
+    unsafe {
+        for p in 0..planes {
+            let (xp, yp) = (x.add(p * h * w), y.add(p * oh * w));
+            for (oy, rows, (ky0, ky1)) in row_runs(win) {
+                let src = xp.add((oy + ky0 - pt) * w);
+                let at = oy * w;
+                let tabs = (ml.add(at), mr.add(at), recip.add(at));
+                let (len, n) = (rows * w, ky1 - ky0);
+                match n {
+                    _ if len < S::LANES => avg3_run::<Scalar, 0>(src, w, n, len, tabs, yp.add(at)),
+                    3 => avg3_run::<S, 3>(src, w, n, len, tabs, yp.add(at)),
+                    _ => avg3_run::<S, 0>(src, w, n, len, tabs, yp.add(at)),
+                }
+            }
+        }
+    }
+}
+
+/// The left mask, right mask and reciprocal divisors of a run's outputs.
+type Tables = (*const f32, *const f32, *const f32);
+
+/// One run of [`avg3_planes`]: `len` outputs (`len >= LANES`) from `N` (or
+/// `n`) input rows `w` apart at `src`; `tabs` start at the run's first output.
+///
+/// (Helpers are functions, not closures: closures do not inherit the
+/// shells' target features, so vector operations in them are calls.)
+///
+/// # Safety
+/// `src[k*w .. k*w + len]` is readable for each row `k`, the tables hold
+/// `len` floats, `out[0..len]` is writable.
+#[inline(always)]
+unsafe fn avg3_run<S: Simd, const N: usize>(
+    src: *const f32,
+    w: usize,
+    n: usize,
+    len: usize,
+    tabs: Tables,
+    out: *mut f32,
+) {
+    let n = if N > 0 { N } else { n };
+    let l = S::LANES;
+    // SAFETY: every column read is below len; see the caller.
+    unsafe {
+        let zero = S::splat(0.0);
+        let (mut prev, mut cur, mut j) = (zero, col_sums::<S>(src, w, n, 0), 0);
+        while j + 2 * l <= len {
+            let next = col_sums::<S>(src, w, n, j + l);
+            avg3_emit::<S>(tabs, out, j, prev, cur, next);
+            (prev, cur, j) = (cur, next, j + l);
+        }
+        // len - 2*LANES < j <= len - LANES: the vector at j, then one ending the run.
+        if j + l == len {
+            avg3_emit::<S>(tabs, out, j, prev, cur, zero);
+        } else {
+            avg3_emit::<S>(tabs, out, j, prev, cur, S::splat(col_sums::<Scalar>(src, w, n, j + l)));
+            let last = len - l;
+            let before = S::splat(col_sums::<Scalar>(src, w, n, last - 1));
+            avg3_emit::<S>(tabs, out, last, before, col_sums::<S>(src, w, n, last), zero);
+        }
+    }
+}
+
+/// The column sums of `n` rows `w` apart from `src`, at columns `j..j + LANES`.
+///
+/// # Safety
+/// The columns are readable in every row.
+#[inline(always)]
+unsafe fn col_sums<S: Simd>(src: *const f32, w: usize, n: usize, j: usize) -> S::F {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        let mut s = S::load(src.add(j));
+        for k in 1..n {
+            s = S::add(s, S::load(src.add(k * w + j)));
+        }
+        s
+    }
+}
+
+/// The outputs `j..j + LANES` of a run from the column sums of the vectors
+/// before, at and after them. A run starts and ends a row, so the masks
+/// clear the lanes that would need anything beyond the run: zeros stand there.
+///
+/// # Safety
+/// The tables hold `j + LANES` floats, `out[j..j + LANES]` is writable.
+#[inline(always)]
+unsafe fn avg3_emit<S: Simd>((ml, mr, recip): Tables, out: *mut f32, j: usize, prev: S::F, cur: S::F, next: S::F) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        let left = S::and(S::prev_lane(prev, cur), S::load(ml.add(j)));
+        let right = S::and(S::next_lane(cur, next), S::load(mr.add(j)));
+        S::store(out.add(j), S::mul(S::add(S::add(left, cur), right), S::load(recip.add(j))));
+    }
+}
+
+/// The end of the vectorized output columns of [`max3_s2_planes`]: lanes
+/// `ox` whose pair load `2*ox, 2*ox + 1` (and, without left padding, the
+/// tap after it) lies inside the row.
+fn max3_hi(win: &Window) -> usize {
+    let (w, ow, pl) = (win.g.in_hw[1], win.g.out_hw[1], win.g.pad_before[1]);
+    ow.min(if pl == 1 { w / 2 } else { w.saturating_sub(1) / 2 })
+}
+
+/// Whether [`max3_s2_planes`] runs `win` for vectors of `lanes`: 3-wide
+/// windows at column stride 2, no dilation, at most one column of left
+/// padding, and at least one vector of outputs.
+pub(crate) fn max3_s2_applies(win: &Window, lanes: usize) -> bool {
+    let g = &win.g;
+    g.kernel[1] == 3 && g.stride[1] == 2 && g.dilation == [1, 1] && g.pad_before[1] <= 1 && max3_hi(win) >= lanes
+}
+
+/// Max pooling without indices of 3-wide windows at column stride 2 (see
+/// [`max3_s2_applies`]). Walks down each vector of output columns: each
+/// input row's three taps come from one pair load (even and odd columns)
+/// and the column before (left padding) or after the pair, shifted in; an
+/// output row reduces its rows' results in order, reusing the last row of
+/// the one before when they share it. The row maxima taken in row order
+/// equal the row-major scan bit for bit (the rule is a monoid), and a left
+/// padding tap of -inf changes no value. Columns past the vectors go one
+/// output at a time.
+///
+/// # Safety
+/// As [`max_planes`](super::window::max_planes) without indices, with
+/// `max3_s2_applies(win, S::LANES)`.
+#[inline(always)]
+pub(crate) unsafe fn max3_s2_planes<S: Simd>(win: &Window, x: *const f32, y: *mut f32, planes: usize) {
+    let g = &win.g;
+    let ([h, w], [oh, ow]) = (g.in_hw, g.out_hw);
+    let (l, hi) = (S::LANES, max3_hi(win));
+    // SAFETY: rows come from the row tap table; lane ox of a vector reads
+    // columns 2*ox - 1 (not for ox == 0) to 2*ox + 1 (pl == 1) or 2*ox to
+    // 2*ox + 2 (pl == 0), inside the row for ox < hi; border outputs read
+    // from the tap tables.
+    unsafe {
+        for p in 0..planes {
+            let (xp, yp) = (x.add(p * h * w), y.add(p * oh * ow));
+            let mut c0 = 0;
+            while c0 < hi {
+                // The last vector overlaps the one before it.
+                let c = c0.min(hi - l);
+                match g.pad_before[1] {
+                    0 => max3_s2_column::<S, 0>(win, xp, yp.add(c), c),
+                    _ => max3_s2_column::<S, 1>(win, xp, yp.add(c), c),
+                }
+                c0 += l;
+            }
+            for oy in 0..oh {
+                for ox in hi..ow {
+                    *yp.add(oy * ow + ox) = max_border(win, xp, oy, ox).0;
+                }
+            }
+        }
+    }
+}
+
+/// One vector of output columns from `c0` of [`max3_s2_planes`], all rows,
+/// into `yc` (output row 0 at that column).
+///
+/// # Safety
+/// As [`max3_s2_planes`], with `c0 + LANES <= max3_hi(win)`.
+#[inline(always)]
+unsafe fn max3_s2_column<S: Simd, const PL: usize>(win: &Window, xp: *const f32, yc: *mut f32, c0: usize) {
+    let g = &win.g;
+    let ([_, w], [oh, ow]) = (g.in_hw, g.out_hw);
+    let (sh, pt) = (g.stride[0], g.pad_before[0]);
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        let mut last = (usize::MAX, S::splat(0.0));
+        for oy in 0..oh {
+            let (ky0, ky1) = win.rows[oy];
+            let mut best = S::splat(0.0);
+            for ky in ky0..ky1 {
+                let iy = oy * sh + ky - pt;
+                let m = if iy == last.0 { last.1 } else { max3_s2_row::<S, PL>(xp.add(iy * w), c0) };
+                best = if ky == ky0 { m } else { S::max_nan(best, m) };
+                last = (iy, m);
+            }
+            S::store(yc.add(oy * ow), best);
+        }
+    }
+}
+
+/// The maxima of one input row's taps for the vector of outputs from `c0`
+/// (left padding `PL`, 0 or 1).
+///
+/// # Safety
+/// The row's columns from `2*c0 - PL` (`2*c0` when `c0 == 0`) to `2*(c0 +
+/// LANES) - PL` are readable.
+#[inline(always)]
+unsafe fn max3_s2_row<S: Simd, const PL: usize>(r: *const f32, c0: usize) -> S::F {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        let (e, o) = S::load_pair(r.add(2 * c0));
+        if PL == 1 {
+            let before = if c0 == 0 { f32::NEG_INFINITY } else { *r.add(2 * c0 - 1) };
+            S::max_nan(S::max_nan(S::prev_lane(S::splat(before), o), e), o)
+        } else {
+            S::max_nan(S::max_nan(e, o), S::shift_in(e, *r.add(2 * (c0 + S::LANES))))
+        }
+    }
+}
