@@ -5,6 +5,7 @@
 //! loaded instead of more loads or buffer round trips.
 
 use super::simd::{Scalar, Simd};
+use super::separable::full_rows;
 use super::window::{Window, max_border};
 
 /// Runs of consecutive output rows whose windows take the same input rows
@@ -212,10 +213,13 @@ unsafe fn max3_s2_column<S: Simd, const PL: usize>(win: &Window, xp: *const f32,
     let g = &win.g;
     let ([_, w], [oh, ow]) = (g.in_hw, g.out_hw);
     let (sh, pt) = (g.stride[0], g.pad_before[0]);
+    // Output rows a..b take all 3 rows and share the first with the row
+    // before (3 rows at row stride 2): one loop that carries it.
+    let (a, b) = if g.kernel[0] == 3 && sh == 2 { full_rows(win) } else { (0, 0) };
     // SAFETY: forwarded from the caller.
     unsafe {
         let mut last = (usize::MAX, S::splat(0.0));
-        for oy in 0..oh {
+        for oy in (0..a).chain(b..oh) {
             let (ky0, ky1) = win.rows[oy];
             let mut best = S::splat(0.0);
             for ky in ky0..ky1 {
@@ -225,6 +229,16 @@ unsafe fn max3_s2_column<S: Simd, const PL: usize>(win: &Window, xp: *const f32,
                 last = (iy, m);
             }
             S::store(yc.add(oy * ow), best);
+        }
+        if a < b {
+            let mut r = xp.add((2 * a - pt) * w);
+            let mut carry = max3_s2_row::<S, PL>(r, c0);
+            for oy in a..b {
+                let m1 = max3_s2_row::<S, PL>(r.add(w), c0);
+                let m2 = max3_s2_row::<S, PL>(r.add(2 * w), c0);
+                S::store(yc.add(oy * ow), S::max_nan(S::max_nan(carry, m1), m2));
+                (carry, r) = (m2, r.add(2 * w));
+            }
         }
     }
 }
