@@ -4,9 +4,9 @@
 //! registers: neighbouring columns come from lane shifts of vectors already
 //! loaded instead of more loads or buffer round trips.
 
-use super::simd::{Scalar, Simd};
 use super::separable::full_rows;
-use super::window::{Window, max_border};
+use super::simd::{Scalar, Simd};
+use super::window::{Table, Window, max_border};
 
 /// Runs of consecutive output rows whose windows take the same input rows
 /// `(first output row, rows in the run, valid kernel rows ky0..ky1)`.
@@ -21,92 +21,133 @@ fn row_runs(win: &Window) -> impl Iterator<Item = (usize, usize, (usize, usize))
     })
 }
 
-/// Whether [`avg3_planes`] runs `win`: a flat average (unit strides, `ow ==
-/// w`) 3 columns wide with one column of padding each side.
+/// Whether [`avg3_planes`] runs `win`.
 pub(crate) fn avg3_applies(win: &Window) -> bool {
-    win.flat.is_some() && win.g.kernel[1] == 3 && win.g.pad_before[1] == 1
+    win.avg3.is_some()
 }
 
-/// Average pooling on [`FlatAvg`](super::window::FlatAvg)'s flat path, 3-wide windows with one
-/// column of padding each side (see [`avg3_applies`]). Output rows with the
-/// same valid kernel rows form one row-major run: each vector of outputs
-/// sums its `n` input rows column by column (`n` loads), takes its left and
-/// right neighbours' column sums by lane shifts of the vectors before and
-/// after, clears those that lie in another row (the flat masks) and scales
-/// by the reciprocal divisors. Runs shorter than a vector go one lane at a time.
+/// The tables of [`avg3_planes`] for one geometry, in the order it runs.
+#[derive(Clone, Debug)]
+pub(crate) struct Avg3 {
+    /// The runs: first output row, output rows, valid kernel rows `ky0..ky1`
+    /// and the offset of the run's first block.
+    runs: Vec<(usize, usize, (usize, usize), usize)>,
+    /// One block per vector of outputs: its left masks, right masks and
+    /// reciprocal divisors, `LANES` each (1 in runs shorter than a vector).
+    /// Each run's blocks start 64-byte aligned, so a block loads whole lines.
+    blocks: Table,
+}
+
+impl Avg3 {
+    /// The tables for vectors of `lanes`, if `win` is a flat average
+    /// ([`FlatAvg`](super::window::FlatAvg): unit strides, `ow == w`) 3
+    /// columns wide with one column of padding each side.
+    pub fn new(win: &Window, lanes: usize) -> Option<Avg3> {
+        let flat = win.flat.as_ref()?;
+        let (w, kw, pl) = (win.g.in_hw[1], win.g.kernel[1], win.g.pad_before[1]);
+        if kw != 3 || pl != 1 {
+            return None;
+        }
+        let (mut runs, mut blocks) = (Vec::new(), Vec::new());
+        for (oy, rows, taps) in row_runs(win) {
+            let len = rows * w;
+            let l = if len >= lanes { lanes } else { 1 };
+            blocks.resize(blocks.len().next_multiple_of(16), 0.0);
+            runs.push((oy, rows, taps, blocks.len()));
+            // The vectors of `avg3_run`: on the grid, then one ending the run.
+            let starts = (0..len / l).map(|k| k * l).chain((len % l != 0).then(|| len - l));
+            for j in starts {
+                let at = oy * w + j;
+                for t in [&flat.masks[0], &flat.masks[2], &flat.recip] {
+                    blocks.extend_from_slice(&t[at..at + l]);
+                }
+            }
+        }
+        Some(Avg3 { runs, blocks: Table::from_iter(64, blocks) })
+    }
+}
+
+/// Average pooling on [`FlatAvg`](super::window::FlatAvg)'s flat path,
+/// 3-wide windows with one column of padding each side ([`Avg3`]). Output
+/// rows with the same valid kernel rows form one row-major run: each vector
+/// of outputs sums its `n` input rows column by column (`n` loads), takes
+/// its left and right neighbours' column sums by lane shifts of the vectors
+/// before and after, clears those that lie in another row (the masks) and
+/// scales by the reciprocal divisors. Runs shorter than a vector go one lane
+/// at a time.
 ///
 /// # Safety
 /// As [`max_planes`](super::window::max_planes) without indices, with
 /// `avg3_applies(win)`.
 #[inline(always)]
 pub(crate) unsafe fn avg3_planes<S: Simd>(win: &Window, x: *const f32, y: *mut f32, planes: usize) {
-    let Some(flat) = &win.flat else { return };
+    let Some(avg3) = &win.avg3 else { return };
     let g = &win.g;
     let ([h, w], [oh, _]) = (g.in_hw, g.out_hw);
     let pt = g.pad_before[0];
-    let (ml, mr, recip) = (flat.masks[0].as_ptr(), flat.masks[2].as_ptr(), flat.recip.as_ptr());
     // SAFETY: a run of `rows` output rows from `oy` reads input rows
     // oy + ky - pt for ky in ky0..ky1 (inside the plane by the row tap
-    // table) over the run's `rows * w` columns; the tables hold one float
-    // per output.
+    // table) over the run's `rows * w` columns; its blocks were laid out
+    // for the vectors `avg3_run` takes.
     unsafe {
         for p in 0..planes {
             let (xp, yp) = (x.add(p * h * w), y.add(p * oh * w));
-            for (oy, rows, (ky0, ky1)) in row_runs(win) {
-                let src = xp.add((oy + ky0 - pt) * w);
-                let at = oy * w;
-                let tabs = (ml.add(at), mr.add(at), recip.add(at));
+            for &(oy, rows, (ky0, ky1), at) in &avg3.runs {
+                let (src, out, blocks) = (xp.add((oy + ky0 - pt) * w), yp.add(oy * w), avg3.blocks.as_ptr().add(at));
                 let (len, n) = (rows * w, ky1 - ky0);
                 match n {
-                    _ if len < S::LANES => avg3_run::<Scalar, 0>(src, w, n, len, tabs, yp.add(at)),
-                    3 => avg3_run::<S, 3>(src, w, n, len, tabs, yp.add(at)),
-                    _ => avg3_run::<S, 0>(src, w, n, len, tabs, yp.add(at)),
+                    _ if len < S::LANES => avg3_run::<Scalar, 0>(src, w, n, len, blocks, out),
+                    3 => avg3_run::<S, 3>(src, w, n, len, blocks, out),
+                    _ => avg3_run::<S, 0>(src, w, n, len, blocks, out),
                 }
             }
         }
     }
 }
 
-/// The left mask, right mask and reciprocal divisors of a run's outputs.
-type Tables = (*const f32, *const f32, *const f32);
-
 /// One run of [`avg3_planes`]: `len` outputs (`len >= LANES`) from `N` (or
-/// `n`) input rows `w` apart at `src`; `tabs` start at the run's first output.
+/// `n`) input rows `w` apart at `src`, with the run's blocks.
 ///
 /// (Helpers are functions, not closures: closures do not inherit the
 /// shells' target features, so vector operations in them are calls.)
 ///
 /// # Safety
-/// `src[k*w .. k*w + len]` is readable for each row `k`, the tables hold
-/// `len` floats, `out[0..len]` is writable.
+/// `src[k*w .. k*w + len]` is readable for each row `k`, the blocks are
+/// the run's, `out[0..len]` is writable.
 #[inline(always)]
 unsafe fn avg3_run<S: Simd, const N: usize>(
     src: *const f32,
     w: usize,
     n: usize,
     len: usize,
-    tabs: Tables,
+    mut blocks: *const f32,
     out: *mut f32,
 ) {
     let n = if N > 0 { N } else { n };
     let l = S::LANES;
     // SAFETY: every column read is below len; see the caller.
     unsafe {
+        // Emits the vector at j with the next block (they follow in the same order).
+        macro_rules! emit {
+            ($j:expr, $prev:expr, $cur:expr, $next:expr) => {
+                blocks = avg3_emit::<S>(blocks, out.add($j), $prev, $cur, $next)
+            };
+        }
         let zero = S::splat(0.0);
         let (mut prev, mut cur, mut j) = (zero, col_sums::<S>(src, w, n, 0), 0);
         while j + 2 * l <= len {
             let next = col_sums::<S>(src, w, n, j + l);
-            avg3_emit::<S>(tabs, out, j, prev, cur, next);
+            emit!(j, prev, cur, next);
             (prev, cur, j) = (cur, next, j + l);
         }
         // len - 2*LANES < j <= len - LANES: the vector at j, then one ending the run.
         if j + l == len {
-            avg3_emit::<S>(tabs, out, j, prev, cur, zero);
+            avg3_emit::<S>(blocks, out.add(j), prev, cur, zero);
         } else {
-            avg3_emit::<S>(tabs, out, j, prev, cur, S::splat(col_sums::<Scalar>(src, w, n, j + l)));
+            emit!(j, prev, cur, S::splat(col_sums::<Scalar>(src, w, n, j + l)));
             let last = len - l;
             let before = S::splat(col_sums::<Scalar>(src, w, n, last - 1));
-            avg3_emit::<S>(tabs, out, last, before, col_sums::<S>(src, w, n, last), zero);
+            avg3_emit::<S>(blocks, out.add(last), before, col_sums::<S>(src, w, n, last), zero);
         }
     }
 }
@@ -127,19 +168,22 @@ unsafe fn col_sums<S: Simd>(src: *const f32, w: usize, n: usize, j: usize) -> S:
     }
 }
 
-/// The outputs `j..j + LANES` of a run from the column sums of the vectors
-/// before, at and after them. A run starts and ends a row, so the masks
-/// clear the lanes that would need anything beyond the run: zeros stand there.
+/// A vector of outputs at `out` from the column sums of the vectors before,
+/// at and after them and its block. A run starts and ends a row, so the
+/// masks clear the lanes that would need anything beyond the run: zeros
+/// stand there. Returns the next block.
 ///
 /// # Safety
-/// The tables hold `j + LANES` floats, `out[j..j + LANES]` is writable.
+/// `block[0..3*LANES]` is readable, `out[0..LANES]` writable.
 #[inline(always)]
-unsafe fn avg3_emit<S: Simd>((ml, mr, recip): Tables, out: *mut f32, j: usize, prev: S::F, cur: S::F, next: S::F) {
+unsafe fn avg3_emit<S: Simd>(block: *const f32, out: *mut f32, prev: S::F, cur: S::F, next: S::F) -> *const f32 {
+    let l = S::LANES;
     // SAFETY: forwarded from the caller.
     unsafe {
-        let left = S::and(S::prev_lane(prev, cur), S::load(ml.add(j)));
-        let right = S::and(S::next_lane(cur, next), S::load(mr.add(j)));
-        S::store(out.add(j), S::mul(S::add(S::add(left, cur), right), S::load(recip.add(j))));
+        let left = S::and(S::prev_lane(prev, cur), S::load(block));
+        let right = S::and(S::next_lane(cur, next), S::load(block.add(l)));
+        S::store(out, S::mul(S::add(S::add(left, cur), right), S::load(block.add(2 * l))));
+        block.wrapping_add(3 * l)
     }
 }
 

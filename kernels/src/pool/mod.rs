@@ -284,6 +284,7 @@ impl PoolKernel {
         let mut win = Window::new(g, divisor, lanes);
         if let PoolOp::Avg(_) = op {
             win.flat = FlatAvg::new(&win, lanes);
+            win.avg3 = fused::Avg3::new(&win, lanes);
         }
         // Windows whose rows overlap share row maxima (no row dilation; an
         // interior run, which the buffers' vectors assume).

@@ -44,6 +44,8 @@ pub(crate) struct Window {
     pub recip_row: Vec<usize>,
     /// Average pooling's flat path, where it applies.
     pub flat: Option<FlatAvg>,
+    /// The fused kernel's tables for 3-wide flat averages.
+    pub avg3: Option<super::fused::Avg3>,
 }
 
 /// A 64-byte aligned table, so that vectors from its start load whole lines.
@@ -137,7 +139,7 @@ impl Window {
             })
             .collect();
         let recip_row = row_div.iter().map(|&fy| (fy - 1) * ow).collect();
-        Window { g, lo, hi, rows, cols, recip, recip_row, flat: None }
+        Window { g, lo, hi, rows, cols, recip, recip_row, flat: None, avg3: None }
     }
 }
 
