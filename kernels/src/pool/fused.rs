@@ -228,15 +228,17 @@ pub(crate) unsafe fn max3_s2_planes<S: Simd>(win: &Window, x: *const f32, y: *mu
     unsafe {
         for p in 0..planes {
             let (xp, yp) = (x.add(p * h * w), y.add(p * oh * ow));
-            let mut c0 = 0;
-            while c0 < hi {
-                // The last vector overlaps the one before it.
-                let c = c0.min(hi - l);
-                match g.pad_before[1] {
-                    0 => max3_s2_column::<S, 0>(win, xp, yp.add(c), c),
-                    _ => max3_s2_column::<S, 1>(win, xp, yp.add(c), c),
+            // Vector starts: the grid, the last overlapping the one before;
+            // two at a time (more independent work per row, and the rows'
+            // loads run on through longer stretches of each row).
+            let mut starts = (0..hi.div_ceil(l)).map(|k| (k * l).min(hi - l));
+            while let Some(c0) = starts.next() {
+                match (starts.next(), g.pad_before[1]) {
+                    (Some(c1), 0) => max3_s2_columns::<S, 0, 2>(win, xp, yp, [c0, c1]),
+                    (Some(c1), _) => max3_s2_columns::<S, 1, 2>(win, xp, yp, [c0, c1]),
+                    (None, 0) => max3_s2_columns::<S, 0, 1>(win, xp, yp, [c0, c0]),
+                    (None, _) => max3_s2_columns::<S, 1, 1>(win, xp, yp, [c0, c0]),
                 }
-                c0 += l;
             }
             for oy in 0..oh {
                 for ox in hi..ow {
@@ -247,13 +249,18 @@ pub(crate) unsafe fn max3_s2_planes<S: Simd>(win: &Window, x: *const f32, y: *mu
     }
 }
 
-/// One vector of output columns from `c0` of [`max3_s2_planes`], all rows,
-/// into `yc` (output row 0 at that column).
+/// `C` (1 or 2) vectors of output columns, from `cs[0]` (and `cs[1]`), of
+/// [`max3_s2_planes`], all rows, into the plane `yp`.
 ///
 /// # Safety
-/// As [`max3_s2_planes`], with `c0 + LANES <= max3_hi(win)`.
+/// As [`max3_s2_planes`], with `cs[k] + LANES <= max3_hi(win)`.
 #[inline(always)]
-unsafe fn max3_s2_column<S: Simd, const PL: usize>(win: &Window, xp: *const f32, yc: *mut f32, c0: usize) {
+unsafe fn max3_s2_columns<S: Simd, const PL: usize, const C: usize>(
+    win: &Window,
+    xp: *const f32,
+    yp: *mut f32,
+    cs: [usize; 2],
+) {
     let g = &win.g;
     let ([_, w], [oh, ow]) = (g.in_hw, g.out_hw);
     let (sh, pt) = (g.stride[0], g.pad_before[0]);
@@ -262,26 +269,34 @@ unsafe fn max3_s2_column<S: Simd, const PL: usize>(win: &Window, xp: *const f32,
     let (a, b) = if g.kernel[0] == 3 && sh == 2 { full_rows(win) } else { (0, 0) };
     // SAFETY: forwarded from the caller.
     unsafe {
-        let mut last = (usize::MAX, S::splat(0.0));
-        for oy in (0..a).chain(b..oh) {
-            let (ky0, ky1) = win.rows[oy];
-            let mut best = S::splat(0.0);
-            for ky in ky0..ky1 {
-                let iy = oy * sh + ky - pt;
-                let m = if iy == last.0 { last.1 } else { max3_s2_row::<S, PL>(xp.add(iy * w), c0) };
-                best = if ky == ky0 { m } else { S::max_nan(best, m) };
-                last = (iy, m);
+        for &c0 in &cs[..C] {
+            let mut last = (usize::MAX, S::splat(0.0));
+            for oy in (0..a).chain(b..oh) {
+                let (ky0, ky1) = win.rows[oy];
+                let mut best = S::splat(0.0);
+                for ky in ky0..ky1 {
+                    let iy = oy * sh + ky - pt;
+                    let m = if iy == last.0 { last.1 } else { max3_s2_row::<S, PL>(xp.add(iy * w), c0) };
+                    best = if ky == ky0 { m } else { S::max_nan(best, m) };
+                    last = (iy, m);
+                }
+                S::store(yp.add(oy * ow + c0), best);
             }
-            S::store(yc.add(oy * ow), best);
         }
         if a < b {
             let mut r = xp.add((2 * a - pt) * w);
-            let mut carry = max3_s2_row::<S, PL>(r, c0);
+            let mut carry = [S::splat(0.0); 2];
+            for k in 0..C {
+                carry[k] = max3_s2_row::<S, PL>(r, cs[k]);
+            }
             for oy in a..b {
-                let m1 = max3_s2_row::<S, PL>(r.add(w), c0);
-                let m2 = max3_s2_row::<S, PL>(r.add(2 * w), c0);
-                S::store(yc.add(oy * ow), S::max_nan(S::max_nan(carry, m1), m2));
-                (carry, r) = (m2, r.add(2 * w));
+                for k in 0..C {
+                    let m1 = max3_s2_row::<S, PL>(r.add(w), cs[k]);
+                    let m2 = max3_s2_row::<S, PL>(r.add(2 * w), cs[k]);
+                    S::store(yp.add(oy * ow + cs[k]), S::max_nan(S::max_nan(carry[k], m1), m2));
+                    carry[k] = m2;
+                }
+                r = r.add(2 * w);
             }
         }
     }
