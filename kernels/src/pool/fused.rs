@@ -233,11 +233,15 @@ pub(crate) unsafe fn max3_s2_planes<S: Simd>(win: &Window, x: *const f32, y: *mu
             // loads run on through longer stretches of each row).
             let mut starts = (0..hi.div_ceil(l)).map(|k| (k * l).min(hi - l));
             while let Some(c0) = starts.next() {
-                match (starts.next(), g.pad_before[1]) {
-                    (Some(c1), 0) => max3_s2_columns::<S, 0, 2>(win, xp, yp, [c0, c1]),
-                    (Some(c1), _) => max3_s2_columns::<S, 1, 2>(win, xp, yp, [c0, c1]),
-                    (None, 0) => max3_s2_columns::<S, 0, 1>(win, xp, yp, [c0, c0]),
-                    (None, _) => max3_s2_columns::<S, 1, 1>(win, xp, yp, [c0, c0]),
+                // Column 0's left padding as a constant (PL 2), the others'
+                // column before loaded.
+                match (starts.next(), g.pad_before[1], c0) {
+                    (Some(c1), 0, _) => max3_s2_columns::<S, 0, 2>(win, xp, yp, [c0, c1]),
+                    (Some(c1), _, 0) => max3_s2_columns::<S, 2, 2>(win, xp, yp, [c0, c1]),
+                    (Some(c1), _, _) => max3_s2_columns::<S, 1, 2>(win, xp, yp, [c0, c1]),
+                    (None, 0, _) => max3_s2_columns::<S, 0, 1>(win, xp, yp, [c0, c0]),
+                    (None, _, 0) => max3_s2_columns::<S, 2, 1>(win, xp, yp, [c0, c0]),
+                    (None, _, _) => max3_s2_columns::<S, 1, 1>(win, xp, yp, [c0, c0]),
                 }
             }
             for oy in 0..oh {
@@ -250,7 +254,8 @@ pub(crate) unsafe fn max3_s2_planes<S: Simd>(win: &Window, x: *const f32, y: *mu
 }
 
 /// `C` (1 or 2) vectors of output columns, from `cs[0]` (and `cs[1]`), of
-/// [`max3_s2_planes`], all rows, into the plane `yp`.
+/// [`max3_s2_planes`], all rows, into the plane `yp`. `PL` is the left
+/// padding, or 2 when it is 1 and `cs[0] == 0`.
 ///
 /// # Safety
 /// As [`max3_s2_planes`], with `cs[k] + LANES <= max3_hi(win)`.
@@ -276,7 +281,11 @@ unsafe fn max3_s2_columns<S: Simd, const PL: usize, const C: usize>(
                 let mut best = S::splat(0.0);
                 for ky in ky0..ky1 {
                     let iy = oy * sh + ky - pt;
-                    let m = if iy == last.0 { last.1 } else { max3_s2_row::<S, PL>(xp.add(iy * w), c0) };
+                    let m = if iy == last.0 {
+                        last.1
+                    } else {
+                        max3_s2_row::<S>(xp.add(iy * w), c0, pad_of(PL, c0 == cs[0]))
+                    };
                     best = if ky == ky0 { m } else { S::max_nan(best, m) };
                     last = (iy, m);
                 }
@@ -287,12 +296,12 @@ unsafe fn max3_s2_columns<S: Simd, const PL: usize, const C: usize>(
             let mut r = xp.add((2 * a - pt) * w);
             let mut carry = [S::splat(0.0); 2];
             for k in 0..C {
-                carry[k] = max3_s2_row::<S, PL>(r, cs[k]);
+                carry[k] = max3_s2_row::<S>(r, cs[k], pad_of(PL, k == 0));
             }
             for oy in a..b {
                 for k in 0..C {
-                    let m1 = max3_s2_row::<S, PL>(r.add(w), cs[k]);
-                    let m2 = max3_s2_row::<S, PL>(r.add(2 * w), cs[k]);
+                    let m1 = max3_s2_row::<S>(r.add(w), cs[k], pad_of(PL, k == 0));
+                    let m2 = max3_s2_row::<S>(r.add(2 * w), cs[k], pad_of(PL, k == 0));
                     S::store(yp.add(oy * ow + cs[k]), S::max_nan(S::max_nan(carry[k], m1), m2));
                     carry[k] = m2;
                 }
@@ -302,22 +311,31 @@ unsafe fn max3_s2_columns<S: Simd, const PL: usize, const C: usize>(
     }
 }
 
-/// The maxima of one input row's taps for the vector of outputs from `c0`
-/// (left padding `PL`, 0 or 1).
+/// The padding case of [`max3_s2_row`] for the column `first` or not of
+/// [`max3_s2_columns`] with `PL`.
+#[inline(always)]
+fn pad_of(pl: usize, first: bool) -> usize {
+    if pl == 2 && !first { 1 } else { pl }
+}
+
+/// The maxima of one input row's taps for the vector of outputs from `c0`:
+/// without left padding (`pl == 0`), with it (`pl == 1`: the column before
+/// is loaded), or at column 0 (`pl == 2`: -inf stands for it). Inlined with
+/// a constant `pl`.
 ///
 /// # Safety
-/// The row's columns from `2*c0 - PL` (`2*c0` when `c0 == 0`) to `2*(c0 +
-/// LANES) - PL` are readable.
+/// The row's columns from `2*c0 - 1` (`pl == 1`) or `2*c0` to `2*(c0 +
+/// LANES)` (`pl == 0`) or `2*(c0 + LANES) - 1` are readable.
 #[inline(always)]
-unsafe fn max3_s2_row<S: Simd, const PL: usize>(r: *const f32, c0: usize) -> S::F {
+unsafe fn max3_s2_row<S: Simd>(r: *const f32, c0: usize, pl: usize) -> S::F {
     // SAFETY: forwarded from the caller.
     unsafe {
         let (e, o) = S::load_pair(r.add(2 * c0));
-        if PL == 1 {
-            let before = if c0 == 0 { f32::NEG_INFINITY } else { *r.add(2 * c0 - 1) };
-            S::max_nan(S::max_nan(S::prev_lane(S::splat(before), o), e), o)
-        } else {
-            S::max_nan(S::max_nan(e, o), S::shift_in(e, *r.add(2 * (c0 + S::LANES))))
-        }
+        let before = match pl {
+            0 => return S::max_nan(S::max_nan(e, o), S::shift_in(e, *r.add(2 * (c0 + S::LANES)))),
+            1 => *r.add(2 * c0 - 1),
+            _ => f32::NEG_INFINITY,
+        };
+        S::max_nan(S::max_nan(S::prev_lane(S::splat(before), o), e), o)
     }
 }
