@@ -300,6 +300,12 @@ unsafe fn max3_s2_columns<S: Simd, const PL: usize, const C: usize>(
             }
             for oy in a..b {
                 for k in 0..C {
+                    // The rows' lines a few output rows on, out of L3 in time.
+                    let ahead = r.wrapping_add(AHEAD * w + 2 * cs[k]);
+                    prefetch(ahead);
+                    prefetch(ahead.wrapping_add(16));
+                    prefetch(ahead.wrapping_add(w));
+                    prefetch(ahead.wrapping_add(w + 16));
                     let m1 = max3_s2_row::<S>(r.add(w), cs[k], pad_of(PL, k == 0));
                     let m2 = max3_s2_row::<S>(r.add(2 * w), cs[k], pad_of(PL, k == 0));
                     S::store(yp.add(oy * ow + cs[k]), S::max_nan(S::max_nan(carry[k], m1), m2));
@@ -338,4 +344,19 @@ unsafe fn max3_s2_row<S: Simd>(r: *const f32, c0: usize, pl: usize) -> S::F {
         };
         S::max_nan(S::max_nan(S::prev_lane(S::splat(before), o), e), o)
     }
+}
+
+/// Input rows [`max3_s2_columns`] prefetches ahead of the two it reads.
+const AHEAD: usize = 8;
+
+/// Prefetches the line of `p` into L1 (a hint: `p` need not be valid).
+#[inline(always)]
+fn prefetch(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
