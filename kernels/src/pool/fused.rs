@@ -33,7 +33,7 @@ pub(crate) struct Avg3 {
     /// and the offset of the run's first block.
     runs: Vec<(usize, usize, (usize, usize), usize)>,
     /// One block per vector of outputs: its left masks, right masks and
-    /// reciprocal divisors, `LANES` each (1 in runs shorter than a vector).
+    /// reciprocal divisors, `LANES` each.
     /// Each run's blocks start 64-byte aligned, so a block loads whole lines.
     blocks: Table,
 }
@@ -45,13 +45,14 @@ impl Avg3 {
     pub fn new(win: &Window, lanes: usize) -> Option<Avg3> {
         let flat = win.flat.as_ref()?;
         let (w, kw, pl) = (win.g.in_hw[1], win.g.kernel[1], win.g.pad_before[1]);
-        if kw != 3 || pl != 1 {
+        // Runs shorter than a vector (rows narrower than one) are left to
+        // the flat path, which runs them on as one.
+        if kw != 3 || pl != 1 || row_runs(win).any(|(_, rows, _)| rows * w < lanes) {
             return None;
         }
         let (mut runs, mut blocks) = (Vec::new(), Vec::new());
         for (oy, rows, taps) in row_runs(win) {
-            let len = rows * w;
-            let l = if len >= lanes { lanes } else { 1 };
+            let (len, l) = (rows * w, lanes);
             blocks.resize(blocks.len().next_multiple_of(16), 0.0);
             runs.push((oy, rows, taps, blocks.len()));
             // The vectors of `avg3_run`: on the grid, then one ending the run.
@@ -73,8 +74,7 @@ impl Avg3 {
 /// of outputs sums its `n` input rows column by column (`n` loads), takes
 /// its left and right neighbours' column sums by lane shifts of the vectors
 /// before and after, clears those that lie in another row (the masks) and
-/// scales by the reciprocal divisors. Runs shorter than a vector go one lane
-/// at a time.
+/// scales by the reciprocal divisors.
 ///
 /// # Safety
 /// As [`max_planes`](super::window::max_planes) without indices, with
@@ -96,7 +96,6 @@ pub(crate) unsafe fn avg3_planes<S: Simd>(win: &Window, x: *const f32, y: *mut f
                 let (src, out, blocks) = (xp.add((oy + ky0 - pt) * w), yp.add(oy * w), avg3.blocks.as_ptr().add(at));
                 let (len, n) = (rows * w, ky1 - ky0);
                 match n {
-                    _ if len < S::LANES => avg3_run::<Scalar, 0>(src, w, n, len, blocks, out),
                     3 => avg3_run::<S, 3>(src, w, n, len, blocks, out),
                     _ => avg3_run::<S, 0>(src, w, n, len, blocks, out),
                 }
