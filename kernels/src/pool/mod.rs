@@ -5,9 +5,11 @@
 //! `global`) runs on any instance of the private `Simd` trait; each ISA
 //! module instantiates it inside thin `#[target_feature]` shells. Max
 //! pooling with overlapping rows (without indices) and average pooling go
-//! separably, along rows and down columns through row buffers. Strides 1 and 2 along the row are
-//! vectorized (stride 2 with deinterleaving loads); other strides run the
-//! one-lane `Scalar` instance of the same body.
+//! separably, along rows and down columns through row buffers; the
+//! commonest 3-wide windows (max at column stride 2, small-plane averages at
+//! unit stride) take one-pass kernels instead (module `fused`). Strides 1
+//! and 2 along the row are vectorized (stride 2 with deinterleaving loads);
+//! other strides run the one-lane `Scalar` instance of the same body.
 
 mod fused;
 mod global;
