@@ -242,12 +242,12 @@ fn suite_layers_match_reference() {
 fn plans_run_the_active_isa() {
     let isa = receptive::active_isa();
     let plan = Pool2dPlan::new(&Pool2dParams::max([3, 3]).stride(2).padding(1), [1, 2, 40, 40]).unwrap();
-    assert_eq!(plan.path(), format!("maxpool {isa} s2"));
+    assert_eq!(plan.path(), format!("maxpool {isa} s2 fused"));
     let plan = Pool2dPlan::new(&Pool2dParams::avg([3, 3]).stride(1), [1, 2, 40, 40]).unwrap();
     assert_eq!(plan.path(), format!("avgpool {isa} s1"));
-    // Unit strides with rows as wide as the input's take the flat path.
+    // Unit strides with rows as wide as the input's take the flat path, 3-wide windows its fused kernel.
     let plan = Pool2dPlan::new(&Pool2dParams::avg([3, 3]).stride(1).padding(1), [1, 2, 35, 35]).unwrap();
-    assert_eq!(plan.path(), format!("avgpool {isa} s1 flat"));
+    assert_eq!(plan.path(), format!("avgpool {isa} s1 fused"));
     // Strides above 2 run the one-lane body of the same code.
     let plan = Pool2dPlan::new(&Pool2dParams::max([3, 3]).stride(3), [1, 2, 40, 40]).unwrap();
     assert_eq!(plan.path(), "maxpool scalar s3");
@@ -511,6 +511,80 @@ fn avg_paths_match_reference() {
                         let mut y = vec![f32::NAN; plan.output_shape().iter().product()];
                         plan.run(&x, &mut y).unwrap();
                         check_avg(&x, shape, &q, &y, &plan.path());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Floats per vector of `isa`.
+fn lanes(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx512 => 16,
+        Isa::Avx2 => 8,
+        Isa::Neon => 4,
+        Isa::Scalar => 1,
+    }
+}
+
+/// The fused kernels (3-wide max at column stride 2 without indices, 3-wide
+/// flat averages) against the reference on every ISA: widths around each
+/// vector length (the vectorized columns start at one vector), planes
+/// shorter than the window, left paddings 0 and 1, row strides 1 to 3,
+/// ceil mode, every divisor rule, NaN, infinities and signed zeros.
+#[test]
+fn fused_paths_match_reference() {
+    let widths = [1, 2, 3, 5, 7, 8, 9, 10, 15, 16, 17, 18, 31, 32, 33, 34, 35, 47, 64, 65];
+    for isa in isas() {
+        for w in widths {
+            for h in [1, 2, 3, 4, 7] {
+                let shape = [1, 2, h, w];
+                for (kh, sh, [pt, pb, pl, pr], ceil) in [
+                    (3, 2, [1, 1, 1, 1], false),
+                    (3, 2, [0, 0, 0, 0], true),
+                    (3, 2, [1, 0, 0, 1], false),
+                    (2, 1, [0, 1, 1, 0], true),
+                    (3, 3, [1, 1, 1, 1], true),
+                ] {
+                    let q = Pool2dParams::max([kh, 3])
+                        .stride_hw([sh, 2])
+                        .padding_with(Padding::new(pt, pb, pl, pr))
+                        .ceil_mode(ceil);
+                    if q.output_shape(shape).is_err() {
+                        continue;
+                    }
+                    let plan = Pool2dPlan::with_isa(&q, shape, isa).unwrap();
+                    // The vectorized columns need 2 * LANES + 1 input columns
+                    // (a 3 x 3 plane is a global pool).
+                    if w >= (2 * lanes(isa) + 1).max(4) {
+                        assert!(plan.path().ends_with("fused"), "{} {q:?} {shape:?}", plan.path());
+                    }
+                    for mode in 0..3 {
+                        let x = fill(shape.iter().product(), (h * w + mode) as u64, mode as u8);
+                        let idx = reference::max_pool2d_with_indices(&x, shape, &q).unwrap().1;
+                        let mut y = vec![0.0; idx.len()];
+                        plan.run(&x, &mut y).unwrap();
+                        check_max(&x, shape, &q, (&y, &idx), &plan.path());
+                    }
+                }
+                for (kh, [pt, pb]) in [(3, [1, 1]), (3, [0, 2]), (1, [0, 0]), (5, [2, 2]), (4, [1, 2])] {
+                    let base = Pool2dParams::avg([kh, 3]).stride(1).padding_with(Padding::new(pt, pb, 1, 1));
+                    for q in [base, base.count_include_pad(false), base.divisor_override(Some(5))] {
+                        if q.output_shape(shape).is_err() {
+                            continue;
+                        }
+                        let plan = Pool2dPlan::with_isa(&q, shape, isa).unwrap();
+                        // Rows at least a vector wide (narrower ones take the flat path).
+                        if w >= lanes(isa) {
+                            assert!(plan.path().ends_with("fused"), "{} {q:?} {shape:?}", plan.path());
+                        }
+                        for mode in 0..3 {
+                            let x = fill(shape.iter().product(), (h * w + mode) as u64, mode as u8);
+                            let mut y = vec![f32::NAN; plan.output_shape().iter().product()];
+                            plan.run(&x, &mut y).unwrap();
+                            check_avg(&x, shape, &q, &y, &plan.path());
+                        }
                     }
                 }
             }

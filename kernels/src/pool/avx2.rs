@@ -57,6 +57,24 @@ impl Simd for Avx2 {
         }
     }
     #[inline(always)]
+    unsafe fn next_lane(a: __m256, b: __m256) -> __m256 {
+        // SAFETY: the caller's CPU supports AVX2 (trait contract).
+        unsafe {
+            // [a4..a7, b0..b3], then per 128-bit half the 4 bytes on.
+            let mid = _mm256_castps_si256(_mm256_permute2f128_ps::<0x21>(a, b));
+            _mm256_castsi256_ps(_mm256_alignr_epi8::<4>(mid, _mm256_castps_si256(a)))
+        }
+    }
+    #[inline(always)]
+    unsafe fn prev_lane(a: __m256, b: __m256) -> __m256 {
+        // SAFETY: the caller's CPU supports AVX2 (trait contract).
+        unsafe {
+            // [a4..a7, b0..b3], then per 128-bit half the 12 bytes on.
+            let mid = _mm256_castps_si256(_mm256_permute2f128_ps::<0x21>(a, b));
+            _mm256_castsi256_ps(_mm256_alignr_epi8::<12>(_mm256_castps_si256(b), mid))
+        }
+    }
+    #[inline(always)]
     unsafe fn store(p: *mut f32, v: __m256) {
         // SAFETY: the caller's CPU supports AVX2 (trait contract); the caller makes p[0..8] writable.
         unsafe { _mm256_storeu_ps(p, v) }

@@ -55,6 +55,16 @@ impl Simd for Avx512 {
         }
     }
     #[inline(always)]
+    unsafe fn next_lane(a: __m512, b: __m512) -> __m512 {
+        // SAFETY: the caller's CPU supports AVX-512F (trait contract).
+        unsafe { _mm512_castsi512_ps(_mm512_alignr_epi32::<1>(_mm512_castps_si512(b), _mm512_castps_si512(a))) }
+    }
+    #[inline(always)]
+    unsafe fn prev_lane(a: __m512, b: __m512) -> __m512 {
+        // SAFETY: the caller's CPU supports AVX-512F (trait contract).
+        unsafe { _mm512_castsi512_ps(_mm512_alignr_epi32::<15>(_mm512_castps_si512(b), _mm512_castps_si512(a))) }
+    }
+    #[inline(always)]
     unsafe fn store(p: *mut f32, v: __m512) {
         // SAFETY: the caller's CPU supports AVX-512F (trait contract); the caller makes p[0..16] writable.
         unsafe { _mm512_storeu_ps(p, v) }

@@ -5,10 +5,13 @@
 //! `global`) runs on any instance of the private `Simd` trait; each ISA
 //! module instantiates it inside thin `#[target_feature]` shells. Max
 //! pooling with overlapping rows (without indices) and average pooling go
-//! separably, along rows and down columns through row buffers. Strides 1 and 2 along the row are
-//! vectorized (stride 2 with deinterleaving loads); other strides run the
-//! one-lane `Scalar` instance of the same body.
+//! separably, along rows and down columns through row buffers; the
+//! commonest 3-wide windows (max at column stride 2, small-plane averages at
+//! unit stride) take one-pass kernels instead (module `fused`). Strides 1
+//! and 2 along the row are vectorized (stride 2 with deinterleaving loads);
+//! other strides run the one-lane `Scalar` instance of the same body.
 
+mod fused;
 mod global;
 mod separable;
 mod simd;
@@ -83,6 +86,10 @@ struct WindowFns {
     /// Max pooling without indices, separably (see [`separable::max_planes`]).
     max_separable: MaxFn,
     avg: AvgFn,
+    /// 3-wide max at column stride 2 (see [`fused::max3_s2_planes`]).
+    max3_s2: MaxFn,
+    /// 3-wide flat average (see [`fused::avg3_planes`]).
+    avg3: AvgFn,
 }
 
 /// Global pooling of `planes` planes of `len` floats.
@@ -133,6 +140,22 @@ macro_rules! pool_shells {
 
         $(#[target_feature(enable = $feat)])?
         /// # Safety
+        /// See [`fused::max3_s2_planes`](super::fused::max3_s2_planes); the CPU supports the ISA.
+        unsafe fn max3_s2(w: &Window, x: *const f32, y: *mut f32, _idx: *mut i64, planes: usize) {
+            // SAFETY: forwarded from the caller.
+            unsafe { super::fused::max3_s2_planes::<$simd>(w, x, y, planes) }
+        }
+
+        $(#[target_feature(enable = $feat)])?
+        /// # Safety
+        /// See [`fused::avg3_planes`](super::fused::avg3_planes); the CPU supports the ISA.
+        unsafe fn avg3(w: &Window, x: *const f32, y: *mut f32, planes: usize) {
+            // SAFETY: forwarded from the caller.
+            unsafe { super::fused::avg3_planes::<$simd>(w, x, y, planes) }
+        }
+
+        $(#[target_feature(enable = $feat)])?
+        /// # Safety
         /// See [`global::avg_planes`]; the CPU supports the ISA.
         unsafe fn global_avg(x: *const f32, len: usize, y: *mut f32, planes: usize) {
             // SAFETY: forwarded from the caller.
@@ -153,6 +176,8 @@ macro_rules! pool_shells {
                 max_idx: max::<SW, KW, true>,
                 max_separable: max_separable::<SW, KW>,
                 avg: avg::<SW, KW>,
+                max3_s2,
+                avg3,
             }
         }
 
@@ -215,6 +240,8 @@ pub struct PoolKernel {
     max: MaxFn,
     max_idx: MaxFn,
     avg: AvgFn,
+    /// A [`fused`] kernel runs (without indices).
+    fused: bool,
 }
 
 impl PoolKernel {
@@ -259,12 +286,17 @@ impl PoolKernel {
         let mut win = Window::new(g, divisor, lanes);
         if let PoolOp::Avg(_) = op {
             win.flat = FlatAvg::new(&win, lanes);
+            win.avg3 = fused::Avg3::new(&win, lanes);
         }
         // Windows whose rows overlap share row maxima (no row dilation; an
         // interior run, which the buffers' vectors assume).
         let separable = g.dilation[0] == 1 && g.stride[0] < g.kernel[0] && win.lo < win.hi;
-        let max = if separable { fns.max_separable } else { fns.max };
-        PoolKernel { op, win, isa, max, max_idx: fns.max_idx, avg: fns.avg }
+        let (max, avg, fused) = match op {
+            PoolOp::Max if fused::max3_s2_applies(&win, lanes) => (fns.max3_s2, fns.avg, true),
+            PoolOp::Avg(_) if fused::avg3_applies(&win) => (fns.max, fns.avg3, true),
+            _ => (if separable { fns.max_separable } else { fns.max }, fns.avg, false),
+        };
+        PoolKernel { op, win, isa, max, max_idx: fns.max_idx, avg, fused }
     }
 
     /// The geometry.
@@ -285,6 +317,7 @@ impl PoolKernel {
         };
         let g = &self.win.g;
         let interior = match (self.win.flat.is_some(), self.win.lo < self.win.hi) {
+            _ if self.fused => " fused",
             (true, _) => " flat",
             (false, true) => "",
             (false, false) => " border-only",

@@ -48,6 +48,16 @@ impl Simd for Neon {
         unsafe { vextq_f32::<1>(v, vdupq_n_f32(next)) }
     }
     #[inline(always)]
+    unsafe fn next_lane(a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: the caller's CPU supports NEON (trait contract).
+        unsafe { vextq_f32::<1>(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn prev_lane(a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: the caller's CPU supports NEON (trait contract).
+        unsafe { vextq_f32::<3>(a, b) }
+    }
+    #[inline(always)]
     unsafe fn store(p: *mut f32, v: float32x4_t) {
         // SAFETY: the caller's CPU supports NEON (trait contract); the caller makes p[0..4] writable.
         unsafe { vst1q_f32(p, v) }

@@ -147,7 +147,7 @@ pub(crate) unsafe fn avg_planes<S: Simd, const SW: usize, const KW: usize>(
 /// The output rows `[a, b)` whose windows cover all `kh` kernel rows, as
 /// found in the row tap table: contiguous, since only the first and last
 /// rows are clipped (empty if there are none).
-fn full_rows(win: &Window) -> (usize, usize) {
+pub(crate) fn full_rows(win: &Window) -> (usize, usize) {
     let kh = win.g.kernel[0];
     let full = |&(lo, hi): &(usize, usize)| lo == 0 && hi == kh;
     let a = win.rows.iter().position(full).unwrap_or(0);

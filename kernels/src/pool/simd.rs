@@ -57,6 +57,18 @@ pub(crate) trait Simd: Copy {
     /// # Safety
     /// The CPU supports the ISA.
     unsafe fn shift_in(v: Self::F, next: f32) -> Self::F;
+    /// Lanes `1..LANES` of `a`, then lane 0 of `b`: `a` one column on,
+    /// when `b` holds the columns after `a`.
+    ///
+    /// # Safety
+    /// The CPU supports the ISA.
+    unsafe fn next_lane(a: Self::F, b: Self::F) -> Self::F;
+    /// The last lane of `a`, then lanes `0..LANES-1` of `b`: `b` one column
+    /// back, when `a` holds the columns before `b`.
+    ///
+    /// # Safety
+    /// The CPU supports the ISA.
+    unsafe fn prev_lane(a: Self::F, b: Self::F) -> Self::F;
     /// Stores `v` to `p[0..LANES]`.
     ///
     /// # Safety
@@ -146,6 +158,14 @@ impl Simd for Scalar {
     #[inline(always)]
     unsafe fn shift_in(_v: f32, next: f32) -> f32 {
         next
+    }
+    #[inline(always)]
+    unsafe fn next_lane(_a: f32, b: f32) -> f32 {
+        b
+    }
+    #[inline(always)]
+    unsafe fn prev_lane(a: f32, _b: f32) -> f32 {
+        a
     }
     #[inline(always)]
     unsafe fn store(p: *mut f32, v: f32) {

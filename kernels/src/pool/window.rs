@@ -44,6 +44,8 @@ pub(crate) struct Window {
     pub recip_row: Vec<usize>,
     /// Average pooling's flat path, where it applies.
     pub flat: Option<FlatAvg>,
+    /// The fused kernel's tables for 3-wide flat averages.
+    pub avg3: Option<super::fused::Avg3>,
 }
 
 /// A 64-byte aligned table, so that vectors from its start load whole lines.
@@ -137,7 +139,7 @@ impl Window {
             })
             .collect();
         let recip_row = row_div.iter().map(|&fy| (fy - 1) * ow).collect();
-        Window { g, lo, hi, rows, cols, recip, recip_row, flat: None }
+        Window { g, lo, hi, rows, cols, recip, recip_row, flat: None, avg3: None }
     }
 }
 
@@ -267,7 +269,7 @@ pub(crate) fn next_vector(ox0: usize, hi: usize, lanes: usize) -> usize {
 /// # Safety
 /// `xp` is a plane `win` describes; `(oy, ox)` is an output of it.
 #[inline(always)]
-unsafe fn max_border(win: &Window, xp: *const f32, oy: usize, ox: usize) -> (f32, usize) {
+pub(crate) unsafe fn max_border(win: &Window, xp: *const f32, oy: usize, ox: usize) -> (f32, usize) {
     let g = &win.g;
     let w = g.in_hw[1];
     let ([sh, sw], [dh, dw], [pt, pl]) = (g.stride, g.dilation, g.pad_before);
