@@ -3,10 +3,13 @@
 //! per input channel). A GEMM would have a single row per group and waste
 //! the microkernel, so this kernel vectorizes along the output width.
 //!
-//! 3x3 filters with unit strides (MobileNet's) read the plane in place:
+//! Square 3x3, 5x5 and 7x7 filters with strides 1 or 2 and unit dilation
+//! (MobileNet's, EfficientNet's, ConvNeXt's) read the plane in place:
 //! strips of up to four vectors walk down the input rows once, each loaded
-//! row feeding the three output rows it touches; padding rows are skipped
-//! and padding columns are the zero lanes of masked loads.
+//! row feeding every output row it touches; padding rows are skipped and
+//! padding columns are the zero lanes of masked loads. With stride 2 a tap's
+//! columns are the even or odd lanes of a pair of loads
+//! (`source::InPlace`).
 //!
 //! Any other geometry first copies the input plane into a zero-bordered
 //! plane (per-thread scratch, reused), wide enough that every vector of
@@ -22,12 +25,14 @@
 //! store.
 
 mod simd;
+mod source;
 
 use std::cell::RefCell;
 
 use crate::im2col::{Geometry, copy_short};
 use crate::isa::Isa;
 use simd::{MAX_LANES, Scalar, Simd};
+use source::{Bordered, InPlace, Rows, Tap, in_place};
 
 /// A depthwise kernel for one ISA.
 #[derive(Debug)]
@@ -72,6 +77,9 @@ impl Depthwise {
     /// Floats of per-thread scratch one call on geometry `g` uses (the
     /// zero-bordered input plane).
     pub fn scratch_len(g: &Geometry) -> usize {
+        if in_place(g) {
+            return 0;
+        }
         let (rows, cols) = padded_dims(g);
         rows * cols + MAX_LANES
     }
@@ -94,8 +102,8 @@ impl Depthwise {
         if y.is_empty() {
             return;
         }
-        if is_unit_3x3(g) {
-            // The 3x3 body reads the plane itself, borders by masked loads.
+        if in_place(g) {
+            // These read the plane itself, borders by masked loads.
             let mut job = Job { x, padded: &mut [], pitch: 0, g: *g, w, bias, clamp, y };
             job.check();
             // SAFETY: `for_isa` only hands out kernels this CPU supports, and
@@ -127,12 +135,6 @@ impl Depthwise {
             unsafe { (self.func)(&mut job) }
         });
     }
-}
-
-/// 3x3 filters with unit strides and dilations: the geometry of the
-/// strip body, which needs no bordered copy.
-fn is_unit_3x3(g: &Geometry) -> bool {
-    (g.fh, g.fw) == (3, 3) && g.stride == [1, 1] && g.dilation == [1, 1]
 }
 
 thread_local! {
@@ -225,7 +227,7 @@ impl Job<'_> {
     /// every tap of every (rounded-up) output vector.
     fn check(&self) {
         assert_eq!(self.x.len(), self.g.h * self.g.w, "input plane length");
-        if !is_unit_3x3(&self.g) {
+        if !in_place(&self.g) {
             let (rows, cols) = padded_dims(&self.g);
             assert!(self.pitch == cols && self.padded.len() == rows * cols, "bordered plane size");
         }
@@ -346,29 +348,38 @@ unsafe fn feed<V: Simd, const U: usize>(acc: &mut [V; U], v: &[V; U], w: f32) {
     }
 }
 
-/// Every output plane's strips for an `FH`-row filter with row stride
-/// `SY` and unit row dilation: strips as wide as the registers allow
-/// (`NS` = ceil(FH/SY) sets of accumulators and the loaded vectors, with
-/// four to spare).
+/// One output plane's strips for an `FH`-row filter with row stride `SY`
+/// and unit row dilation, their vectors from `src(ox, vectors)`: strips
+/// as wide as the registers allow (`NS` = ceil(FH/SY) sets of
+/// accumulators and `SY` loaded vectors per strip vector, as the in-place
+/// source's pairs need with `SY == 2`, with four to spare).
 ///
 /// # Safety
 /// The CPU supports `V`'s ISA, `job.check()` passed, `g.fh == FH <= 7`,
-/// `g.stride[0] == SY`, `NS * SY <= 8`, and the row dilation is 1.
+/// `g.stride[0] == SY`, `NS * SY <= 8`, the row dilation is 1, and the
+/// sources reach every tap of their strips.
 #[inline(always)]
-unsafe fn strips<V: Simd, const FH: usize, const SY: usize>(job: &Job<'_>, wj: &[f32], b: f32, out: &mut [f32]) {
+unsafe fn strips<V: Simd, const FH: usize, const SY: usize, R: Rows<V>>(
+    job: &Job<'_>,
+    src: impl Fn(usize, usize) -> R,
+    wj: &[f32],
+    b: f32,
+    out: &mut [f32],
+) {
     let (g, l) = (&job.g, V::LANES);
-    let wide = ((V::REGS - 4) / (FH.div_ceil(SY) + 1)).clamp(1, 4);
+    let wide = ((V::REGS - 4) / (FH.div_ceil(SY) + SY)).clamp(1, 4);
     let mut ox = 0;
     while ox < g.ow {
         let vectors = (g.ow - ox).div_ceil(l).min(wide);
+        let src = src(ox, vectors);
         // SAFETY: ox + vectors*LANES is the width rounded up to whole
         // vectors at most; the rest is the caller's contract.
         unsafe {
             match vectors {
-                4 => strip_rows::<V, FH, SY, 4>(job, wj, b, ox, out),
-                3 => strip_rows::<V, FH, SY, 3>(job, wj, b, ox, out),
-                2 => strip_rows::<V, FH, SY, 2>(job, wj, b, ox, out),
-                _ => strip_rows::<V, FH, SY, 1>(job, wj, b, ox, out),
+                4 => strip_rows::<V, FH, SY, 4, R>(job, &src, wj, b, ox, out),
+                3 => strip_rows::<V, FH, SY, 3, R>(job, &src, wj, b, ox, out),
+                2 => strip_rows::<V, FH, SY, 2, R>(job, &src, wj, b, ox, out),
+                _ => strip_rows::<V, FH, SY, 1, R>(job, &src, wj, b, ox, out),
             }
         }
         ox += vectors * l;
@@ -376,19 +387,20 @@ unsafe fn strips<V: Simd, const FH: usize, const SY: usize>(job: &Job<'_>, wj: &
 }
 
 /// A strip of `U` vectors of one output plane, from output column `ox`
-/// down all rows, read from the bordered plane. It walks the padded rows
-/// once: each row's vectors are loaded once per column tap and feed every
-/// output row they touch (up to `NS` = ceil(FH/SY)), so a tap costs a
-/// fraction of a load. `NS` sets of accumulators take turns as the output
-/// rows (set `o % NS` holds output row o); the walk is unrolled by the
-/// period `P = NS * SY` so the turns are fixed registers. Padding rows add
-/// nothing and are skipped.
+/// down all rows, read from `src`. It walks the padded rows once: each
+/// row's vectors are loaded once per column tap and feed every output row
+/// they touch (up to `NS` = ceil(FH/SY)), so a tap costs a fraction of a
+/// load. `NS` sets of accumulators take turns as the output rows (set
+/// `o % NS` holds output row o); the walk is unrolled by the period
+/// `P = NS * SY` so the turns are fixed registers. Padding rows add nothing
+/// and are skipped.
 ///
 /// # Safety
 /// As for [`strips`], and `ox + U*LANES <= OW` rounded up to whole vectors.
 #[inline(always)]
-unsafe fn strip_rows<V: Simd, const FH: usize, const SY: usize, const U: usize>(
+unsafe fn strip_rows<V: Simd, const FH: usize, const SY: usize, const U: usize, R: Rows<V>>(
     job: &Job<'_>,
+    src: &R,
     wj: &[f32],
     b: f32,
     ox: usize,
@@ -406,47 +418,47 @@ unsafe fn strip_rows<V: Simd, const FH: usize, const SY: usize, const U: usize>(
     // i % period is the step's S.
     unsafe {
         while i + period <= rows {
-            row_step::<V, FH, SY, U, 0>(job, wj, bv, &mut acc, i, ox, out);
-            row_step::<V, FH, SY, U, 1>(job, wj, bv, &mut acc, i + 1, ox, out);
-            row_step::<V, FH, SY, U, 2>(job, wj, bv, &mut acc, i + 2, ox, out);
+            row_step::<V, FH, SY, U, 0, R>(job, src, wj, bv, &mut acc, i, ox, out);
+            row_step::<V, FH, SY, U, 1, R>(job, src, wj, bv, &mut acc, i + 1, ox, out);
+            row_step::<V, FH, SY, U, 2, R>(job, src, wj, bv, &mut acc, i + 2, ox, out);
             if period > 3 {
-                row_step::<V, FH, SY, U, 3>(job, wj, bv, &mut acc, i + 3, ox, out);
+                row_step::<V, FH, SY, U, 3, R>(job, src, wj, bv, &mut acc, i + 3, ox, out);
             }
             if period > 4 {
-                row_step::<V, FH, SY, U, 4>(job, wj, bv, &mut acc, i + 4, ox, out);
+                row_step::<V, FH, SY, U, 4, R>(job, src, wj, bv, &mut acc, i + 4, ox, out);
             }
             if period > 5 {
-                row_step::<V, FH, SY, U, 5>(job, wj, bv, &mut acc, i + 5, ox, out);
+                row_step::<V, FH, SY, U, 5, R>(job, src, wj, bv, &mut acc, i + 5, ox, out);
             }
             if period > 6 {
-                row_step::<V, FH, SY, U, 6>(job, wj, bv, &mut acc, i + 6, ox, out);
+                row_step::<V, FH, SY, U, 6, R>(job, src, wj, bv, &mut acc, i + 6, ox, out);
             }
             if period > 7 {
-                row_step::<V, FH, SY, U, 7>(job, wj, bv, &mut acc, i + 7, ox, out);
+                row_step::<V, FH, SY, U, 7, R>(job, src, wj, bv, &mut acc, i + 7, ox, out);
             }
             i += period;
         }
         // Fewer than `period` rows are left.
         if i < rows {
-            row_step::<V, FH, SY, U, 0>(job, wj, bv, &mut acc, i, ox, out);
+            row_step::<V, FH, SY, U, 0, R>(job, src, wj, bv, &mut acc, i, ox, out);
         }
         if i + 1 < rows {
-            row_step::<V, FH, SY, U, 1>(job, wj, bv, &mut acc, i + 1, ox, out);
+            row_step::<V, FH, SY, U, 1, R>(job, src, wj, bv, &mut acc, i + 1, ox, out);
         }
         if period > 3 && i + 2 < rows {
-            row_step::<V, FH, SY, U, 2>(job, wj, bv, &mut acc, i + 2, ox, out);
+            row_step::<V, FH, SY, U, 2, R>(job, src, wj, bv, &mut acc, i + 2, ox, out);
         }
         if period > 4 && i + 3 < rows {
-            row_step::<V, FH, SY, U, 3>(job, wj, bv, &mut acc, i + 3, ox, out);
+            row_step::<V, FH, SY, U, 3, R>(job, src, wj, bv, &mut acc, i + 3, ox, out);
         }
         if period > 5 && i + 4 < rows {
-            row_step::<V, FH, SY, U, 4>(job, wj, bv, &mut acc, i + 4, ox, out);
+            row_step::<V, FH, SY, U, 4, R>(job, src, wj, bv, &mut acc, i + 4, ox, out);
         }
         if period > 6 && i + 5 < rows {
-            row_step::<V, FH, SY, U, 5>(job, wj, bv, &mut acc, i + 5, ox, out);
+            row_step::<V, FH, SY, U, 5, R>(job, src, wj, bv, &mut acc, i + 5, ox, out);
         }
         if period > 7 && i + 6 < rows {
-            row_step::<V, FH, SY, U, 6>(job, wj, bv, &mut acc, i + 6, ox, out);
+            row_step::<V, FH, SY, U, 6, R>(job, src, wj, bv, &mut acc, i + 6, ox, out);
         }
     }
 }
@@ -461,8 +473,10 @@ unsafe fn strip_rows<V: Simd, const FH: usize, const SY: usize, const U: usize>(
 /// # Safety
 /// As for [`strip_rows`], `i < (OH-1)*SY + FH`, `i % P == S < P`.
 #[inline(always)]
-unsafe fn row_step<V: Simd, const FH: usize, const SY: usize, const U: usize, const S: usize>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn row_step<V: Simd, const FH: usize, const SY: usize, const U: usize, const S: usize, R: Rows<V>>(
     job: &Job<'_>,
+    src: &R,
     wj: &[f32],
     bv: [V; U],
     acc: &mut [[V; U]; 8],
@@ -471,48 +485,54 @@ unsafe fn row_step<V: Simd, const FH: usize, const SY: usize, const U: usize, co
     out: &mut [f32],
 ) {
     let g = &job.g;
-    let (sx, dx, l) = (g.stride[1], g.dilation[1], V::LANES);
-    let seg = job.pitch / sx;
-    let ns = FH.div_ceil(SY);
-    let period = ns * SY;
-    // Filter row k meets padded row i (i % P == S) in output row (i-k)/SY,
-    // if SY divides i - k: set ((S + P - k) / SY) % NS, a constant.
-    let set = |k: usize| (S + period - k).is_multiple_of(SY).then_some((S + period - k) / SY % ns);
     if (g.pad_top..g.pad_top + g.h).contains(&i) {
-        let row = &job.padded[i * job.pitch..(i + 1) * job.pitch];
-        let (ph_step, q_step) = (dx % sx, dx / sx);
-        let (mut ph, mut q) = (0, ox);
-        for fx in 0..g.fw {
-            // SAFETY: as in `block`, the phase segment reaches every tap of
-            // every vector up to the width rounded to MAX_LANES.
-            let v: [V; U] = std::array::from_fn(|u| unsafe { V::load(row.as_ptr().add(ph * seg + q + u * l)) });
-            (ph, q) = (ph + ph_step, q + q_step);
-            if ph >= sx {
-                (ph, q) = (ph - sx, q + 1);
-            }
-            // Written out per filter row with constant set indices (FH <= 7),
-            // so the accumulators stay in registers.
-            // SAFETY: k < FH and fx < FW index the filter; the ISA is
-            // supported.
-            unsafe {
-                let w = |k: usize| *wj.get_unchecked(k * g.fw + fx);
-                for k in [0, 1, 2, 3, 4, 5, 6] {
-                    if k < FH
-                        && let Some(t) = set(k)
-                    {
-                        feed(&mut acc[t], &v, w(k));
-                    }
-                }
-            }
-        }
+        // SAFETY: row i is an input row; the rest is the caller's contract.
+        unsafe { src.taps::<U>(i, &mut Feed::<V, FH, SY, U, S> { acc: &mut *acc, wj, fw: g.fw }) };
     }
-    if let Some(t) = set(FH - 1) {
+    if let Some(t) = set::<FH, SY, S>(FH - 1) {
         if i + 1 >= FH {
             // SAFETY: output row (i + 1 - FH) / SY < OH; the ISA is
             // supported.
             unsafe { store_row::<V, U>(job, &acc[t], (i + 1 - FH) / SY, ox, out) };
         }
         acc[t] = bv;
+    }
+}
+
+/// The accumulator set that filter row `k` adds padded row i into, where
+/// `i % P == S` (`P = NS * SY`, `NS` = ceil(FH/SY)): output row (i-k)/SY
+/// if SY divides i - k, held in set ((S + P - k) / SY) % NS, a constant.
+#[inline(always)]
+fn set<const FH: usize, const SY: usize, const S: usize>(k: usize) -> Option<usize> {
+    let ns = FH.div_ceil(SY);
+    let period = ns * SY;
+    if (S + period - k).is_multiple_of(SY) { Some((S + period - k) / SY % ns) } else { None }
+}
+
+/// [`row_step`]'s taps: each filter row k adds a tap's vectors, times
+/// its weight, to the set [`set`] names.
+struct Feed<'a, V: Simd, const FH: usize, const SY: usize, const U: usize, const S: usize> {
+    acc: &'a mut [[V; U]; 8],
+    wj: &'a [f32],
+    fw: usize,
+}
+
+impl<V: Simd, const FH: usize, const SY: usize, const U: usize, const S: usize> Tap<V, U>
+    for Feed<'_, V, FH, SY, U, S>
+{
+    #[inline(always)]
+    unsafe fn tap(&mut self, fx: usize, v: &[V; U]) {
+        // Written out per filter row with constant set indices (FH <= 7),
+        // so the accumulators stay in registers.
+        for k in [0, 1, 2, 3, 4, 5, 6] {
+            if k < FH
+                && let Some(t) = set::<FH, SY, S>(k)
+            {
+                // SAFETY: k < FH and fx < FW (caller's contract) index the
+                // filter; the ISA is supported.
+                unsafe { feed(&mut self.acc[t], v, *self.wj.get_unchecked(k * self.fw + fx)) };
+            }
+        }
     }
 }
 
@@ -603,7 +623,7 @@ unsafe fn row3x3<V: Simd, const U: usize>(
                     unsafe {
                         let (lo, hi) = lanes[u][fx];
                         let p = src.wrapping_add(u * V::LANES + fx);
-                        let v = if lo == 0 && hi == V::LANES { V::load(p) } else { V::load_lanes(p, lo, hi) };
+                        let v = if lo == 0 && hi == V::LANES { V::load(p) } else { V::load_masked(p, V::mask(lo, hi)) };
                         top[u] = V::mul_add(v, wv[fx], top[u]);
                         mid[u] = V::mul_add(v, wv[3 + fx], mid[u]);
                         low[u] = V::mul_add(v, wv[6 + fx], low[u]);
@@ -701,17 +721,35 @@ unsafe fn body<V: Simd>(job: &mut Job<'_>) {
         let wj = &job.w[j * taps..(j + 1) * taps];
         let (yj, rest) = y.split_at_mut(plane);
         y = rest;
-        if rolling {
-            // SAFETY: FH, SY and the row dilation are as matched; the rest
-            // is the caller's contract.
+        if in_place(&g) {
+            // SAFETY: the geometry is as `in_place` admits, which the
+            // sources read within the plane; the rest is the caller's
+            // contract.
             unsafe {
                 match (g.fh, g.stride[0]) {
-                    (3, 1) => strips::<V, 3, 1>(job, wj, b, yj),
-                    (5, 1) => strips::<V, 5, 1>(job, wj, b, yj),
-                    (7, 1) => strips::<V, 7, 1>(job, wj, b, yj),
-                    (3, 2) => strips::<V, 3, 2>(job, wj, b, yj),
-                    (5, 2) => strips::<V, 5, 2>(job, wj, b, yj),
-                    _ => strips::<V, 7, 2>(job, wj, b, yj),
+                    (3, 1) => strips::<V, 3, 1, _>(job, |ox, n| InPlace::<V, 3, 1>::new(job, ox, n), wj, b, yj),
+                    (5, 1) => strips::<V, 5, 1, _>(job, |ox, n| InPlace::<V, 5, 1>::new(job, ox, n), wj, b, yj),
+                    (7, 1) => strips::<V, 7, 1, _>(job, |ox, n| InPlace::<V, 7, 1>::new(job, ox, n), wj, b, yj),
+                    (3, 2) => strips::<V, 3, 2, _>(job, |ox, n| InPlace::<V, 3, 2>::new(job, ox, n), wj, b, yj),
+                    (5, 2) => strips::<V, 5, 2, _>(job, |ox, n| InPlace::<V, 5, 2>::new(job, ox, n), wj, b, yj),
+                    _ => strips::<V, 7, 2, _>(job, |ox, n| InPlace::<V, 7, 2>::new(job, ox, n), wj, b, yj),
+                }
+            }
+            continue;
+        }
+        if rolling {
+            let src = |ox, _| Bordered { job, ox };
+            // SAFETY: FH, SY and the row dilation are as matched, and the
+            // bordered plane reaches every tap; the rest is the caller's
+            // contract.
+            unsafe {
+                match (g.fh, g.stride[0]) {
+                    (3, 1) => strips::<V, 3, 1, _>(job, src, wj, b, yj),
+                    (5, 1) => strips::<V, 5, 1, _>(job, src, wj, b, yj),
+                    (7, 1) => strips::<V, 7, 1, _>(job, src, wj, b, yj),
+                    (3, 2) => strips::<V, 3, 2, _>(job, src, wj, b, yj),
+                    (5, 2) => strips::<V, 5, 2, _>(job, src, wj, b, yj),
+                    _ => strips::<V, 7, 2, _>(job, src, wj, b, yj),
                 }
             }
             continue;
@@ -753,14 +791,21 @@ unsafe fn body<V: Simd>(job: &mut Job<'_>) {
 unsafe fn dispatch<V: Simd>(job: &mut Job<'_>) {
     // SAFETY: forwarded from the caller (`body3x3` only on its geometry).
     unsafe {
-        if is_unit_3x3(&job.g) {
+        if old3x3() && (job.g.fh, job.g.fw, job.g.stride) == (3, 3, [1, 1]) && in_place(&job.g) {
             body3x3::<V>(job)
+        } else if in_place(&job.g) {
+            body::<V>(job)
         } else {
             // Copied here, so the copy is compiled for the ISA too.
             copy_interior(job.x, &job.g, job.pitch, job.padded);
             body::<V>(job)
         }
     }
+}
+
+fn old3x3() -> bool {
+    static OLD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OLD.get_or_init(|| std::env::var_os("DW_OLD3X3").is_some())
 }
 
 /// # Safety
@@ -856,6 +901,12 @@ mod tests {
             (15, 30, 7, 7, [2, 2], [1, 1], 3, 3),
             (10, 26, 5, 5, [2, 1], [1, 1], 2, 2),
             (12, 17, 7, 3, [2, 1], [1, 1], 1, 1),
+            (9, 100, 5, 5, [2, 2], [1, 1], 2, 2),
+            (8, 33, 3, 3, [2, 2], [1, 1], 0, 0),
+            (10, 47, 7, 7, [2, 2], [1, 1], 1, 3),
+            (6, 21, 3, 3, [1, 1], [1, 1], 0, 2),
+            (7, 150, 3, 3, [2, 2], [1, 1], 1, 1),
+            (5, 9, 3, 3, [2, 2], [1, 1], 4, 4),
         ];
         let geoms = shapes.map(
             |(h, w, fh, fw, stride, dilation, pad_top, pad_left): (_, _, _, _, [usize; 2], [usize; 2], _, _)| {
@@ -875,9 +926,9 @@ mod tests {
                 }
             },
         );
-        // Miri runs one shape of each body: 3x3 unit, strided columns, a
-        // tall strip, and the general block.
-        let picked: Vec<Geometry> = if cfg!(miri) { [0, 3, 6, 14].map(|i| geoms[i]).to_vec() } else { geoms.to_vec() };
+        // Miri runs one shape of each body: in place with strides 1 and 2,
+        // the general block, and strips of the bordered plane.
+        let picked: Vec<Geometry> = if cfg!(miri) { [0, 3, 14, 18].map(|i| geoms[i]).to_vec() } else { geoms.to_vec() };
         for k in KERNELS.iter().filter(|k| k.isa.supported()) {
             for &g in &picked {
                 let x: Vec<f32> = (0..g.h * g.w).map(|i| ((i * 7919) % 23) as f32 / 11.0 - 1.0).collect();
