@@ -6,7 +6,9 @@
 //! built per call and one `sgemm` over it (single thread), which is what the
 //! tiled gather replaces; and, with `--features candle`, candle-core's
 //! `Tensor::conv2d` (no bias or activation; it has no fused ones) at 1 and 2
-//! threads. Each layer's workspace is printed once.
+//! threads. Each layer's workspace is printed once. The timing loops run
+//! inside the pool: a `pool.install` per call would time rayon's hand-over
+//! to a worker and back (~40 µs on the 2-core VM), not the convolution.
 //!
 //! `cargo bench --bench conv2d -- --test` runs every case once as a smoke test;
 //! `cargo bench --features candle --bench conv2d` adds the candle peer.
@@ -83,7 +85,7 @@ fn conv2d(c: &mut Criterion) {
                 plan.packed_bytes() as f64 / 1024.0
             );
             g.bench_with_input(BenchmarkId::new(format!("receptive_{threads}t"), name), &shape, |b, &shape| {
-                b.iter(|| pool.install(|| plan.run(&x, shape, &mut y).unwrap()))
+                pool.install(|| b.iter(|| plan.run(&x, shape, &mut y).unwrap()))
             });
         }
         #[cfg(feature = "candle")]
@@ -93,8 +95,8 @@ fn conv2d(c: &mut Criterion) {
             let kred = shape[1] * f * f;
             let wm = MatRef::new(&w, kk, kred, kred, 1).unwrap();
             g.bench_with_input(BenchmarkId::new("full_im2col_sgemm_1t", name), &shape, |b, &shape| {
-                b.iter(|| {
-                    pools[0].1.install(|| {
+                pools[0].1.install(|| {
+                    b.iter(|| {
                         for img in 0..n {
                             let cols = full_im2col(&x, shape, &p, oh, ow, img);
                             let bm = MatRef::new(&cols, kred, oh * ow, oh * ow, 1).unwrap();
@@ -126,7 +128,7 @@ fn candle_peer(
     let wt = Tensor::from_slice(w, &p.weight_shape(), &Device::Cpu).unwrap();
     for (threads, pool) in pools {
         g.bench_with_input(BenchmarkId::new(format!("candle_{threads}t"), name), &shape, |b, _| {
-            b.iter(|| pool.install(|| xt.conv2d(&wt, p.padding.top, p.stride[0], p.dilation[0], p.groups).unwrap()))
+            pool.install(|| b.iter(|| xt.conv2d(&wt, p.padding.top, p.stride[0], p.dilation[0], p.groups).unwrap()))
         });
     }
 }

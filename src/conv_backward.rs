@@ -4,10 +4,11 @@
 //! * **Input gradient**: with stride 1, the forward convolution of dY with
 //!   the weights flipped and transposed per group (the forward plan, so the
 //!   implicit GEMM); with a stride, one such convolution per stride phase
-//!   of dX (`phases`). Layers with few input channels per group (whose GEMM
-//!   rows would be mostly empty) run a GEMM of the transposed weights with
-//!   dY and a tiled col2im instead, as does any shape the phases would not
-//!   cover.
+//!   of dX (`phases`), the column phases stacked into one where there are
+//!   few input channels per group. Other layers with few input channels
+//!   per group (whose GEMM rows would be mostly empty) run a GEMM of the
+//!   transposed weights with dY and a tiled col2im instead, as does any
+//!   shape the phases would not cover.
 //! * **Weight gradient**: `dW^T = im2col(X) * dY^T` read in place from
 //!   bands of padded input rows with dY packed transposed
 //!   ([`receptive_kernels::wgrad`]); depthwise layers as dot products over
@@ -304,7 +305,8 @@ impl Conv2dBackwardDataPlan {
 /// forward convolutions: they are its output channels, the GEMM's rows, and
 /// fewer than a few microkernel tiles' worth waste most of each tile (the
 /// GEMM and col2im path has `C/groups * FH * FW` rows). Measured on Zen 5
-/// (r50_stem, C = 3, one thread): 95 GFLOP/s by phases, 113 by col2im.
+/// (r50_stem, C = 3, one thread): 95 GFLOP/s by phases, 113 by col2im
+/// (and 170 with the column phases stacked, see `phases`).
 const FORWARD_MIN_CHANNELS: usize = 8;
 
 /// Whether the input gradient of `p` runs as forward convolutions: enough
@@ -398,9 +400,37 @@ pub fn conv2d_backward_data(
 /// # Ok::<(), receptive::Error>(())
 /// ```
 pub fn conv2d_backward_weights(x: &[f32], x_shape: [usize; 4], dy: &[f32], p: &Conv2dParams) -> Result<Vec<f32>> {
+    let mut dw = vec![0.0; p.weight_count()];
+    conv2d_backward_weights_into(x, x_shape, dy, p, &mut dw)?;
+    Ok(dw)
+}
+
+/// [`conv2d_backward_weights`] into a caller's buffer `dw` (the weight
+/// shape; overwritten, whatever it held): a training loop that keeps its
+/// gradient buffer skips the allocation and the first-touch page faults of
+/// a fresh one every step, which on a layer with many weights and a small
+/// image (ResNet's 3x3x512 on 7x7) cost a tenth of the pass.
+///
+/// ```
+/// use receptive::{conv2d_backward_weights_into, Conv2dParams};
+/// let p = Conv2dParams::new(1, 1, [2, 2]);
+/// let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+/// let mut dw = [f32::NAN; 4];
+/// conv2d_backward_weights_into(&x, [1, 1, 3, 3], &[1.0; 4], &p, &mut dw)?;
+/// assert_eq!(dw, [12.0, 16.0, 24.0, 28.0]);
+/// # Ok::<(), receptive::Error>(())
+/// ```
+pub fn conv2d_backward_weights_into(
+    x: &[f32],
+    x_shape: [usize; 4],
+    dy: &[f32],
+    p: &Conv2dParams,
+    dw: &mut [f32],
+) -> Result<()> {
     let dy_shape = p.output_shape(x_shape)?;
     check_len("input", x.len(), &x_shape)?;
     check_len("output gradient", dy.len(), &dy_shape)?;
+    check_len("weight gradient", dw.len(), &p.weight_shape())?;
     let gemm = active_gemm();
     let [n, c, h, w] = x_shape;
     let [_, k, oh, ow] = dy_shape;
@@ -421,17 +451,19 @@ pub fn conv2d_backward_weights(x: &[f32], x_shape: [usize; 4], dy: &[f32], p: &C
         oh,
         ow,
     };
-    // The band paths multiply the zeros of dY's extra grid columns by
-    // neighbouring inputs; an infinity there would make a NaN the reference's
-    // sums never hold, so inputs with infinities or NaN take the GEMM paths.
-    let finite = x.iter().all(|v| v.is_finite());
+    // The band paths multiply the reference's products and the zeros of
+    // padding, as the GEMM paths do; as a guard (a product of an infinity
+    // with a zero the reference never forms would leave a NaN in the
+    // gradient, as the extra grid columns once did: fuzz crash-60adfb8e), a
+    // gradient with any non-finite value is recomputed by the GEMM paths.
+    // Checking the gradient, not the larger input, costs next to nothing.
     if cg == 1 {
-        if let Some(dw) = finite.then(|| depthwise_weights(x, x_shape, dy, p, bands)).flatten() {
-            return Ok(dw);
+        if depthwise_weights(x, x_shape, dy, p, bands, dw).is_some() && all_finite(dw) {
+            return Ok(());
         }
         // One input channel per group: each filter's taps are independent
         // dot products, summed over the images in order.
-        let mut dw = vec![0.0f32; p.weight_count()];
+        dw.fill(0.0);
         dw.par_chunks_mut(cols).enumerate().for_each(|(f, dwf)| {
             let g = f / kg;
             for img in 0..n {
@@ -439,10 +471,10 @@ pub fn conv2d_backward_weights(x: &[f32], x_shape: [usize; 4], dy: &[f32], p: &C
                 correlate_plane_add(&geom, xp, &dy[(img * k + f) * pixels..][..pixels], dwf);
             }
         });
-        return Ok(dw);
+        return Ok(());
     }
-    if let Some(dw) = finite.then(|| weights_from_bands(x, x_shape, dy, p, bands)).flatten() {
-        return Ok(dw);
+    if weights_from_bands(x, x_shape, dy, p, bands, dw).is_some() && all_finite(dw) {
+        return Ok(());
     }
     let group_len = kg * cols;
     // Enough independent groups keep every thread busy. Otherwise split
@@ -457,8 +489,10 @@ pub fn conv2d_backward_weights(x: &[f32], x_shape: [usize; 4], dy: &[f32], p: &C
     let parts = if groups >= 2 * threads || split_chans { 1 } else { threads.min(total) };
     let block = if split_chans { cg.div_ceil((2 * threads).div_ceil(groups)) } else { cg };
     let taps = fh * fw;
-    let mut partial = vec![0.0f32; parts * groups * group_len];
-    partial.par_chunks_mut(group_len).enumerate().for_each(|(i, dwg)| {
+    // Part 0 into dW itself, the others into scratch.
+    let mut rest = scratch((parts - 1) * groups * group_len);
+    let chunks = dw.par_chunks_mut(group_len).chain(rest.par_chunks_mut(group_len));
+    chunks.enumerate().for_each(|(i, dwg)| {
         let (part, g) = (i / groups, i % groups);
         let (start, end) = (part * total / parts, (part + 1) * total / parts);
         let mut blocks = Vec::with_capacity(cg.div_ceil(block));
@@ -484,12 +518,8 @@ pub fn conv2d_backward_weights(x: &[f32], x_shape: [usize; 4], dy: &[f32], p: &C
             }
         });
     });
-    if parts == 1 {
-        return Ok(partial);
-    }
     // Fixed-order reduction of the parts: dw = ((p0 + p1) + p2) + ...
     let len = groups * group_len;
-    let (dw, rest) = partial.split_at_mut(len);
     dw.par_chunks_mut(4096).enumerate().for_each(|(i, out)| {
         for part in rest.chunks_exact(len) {
             for (o, v) in out.iter_mut().zip(&part[i * 4096..]) {
@@ -497,8 +527,15 @@ pub fn conv2d_backward_weights(x: &[f32], x_shape: [usize; 4], dy: &[f32], p: &C
             }
         }
     });
-    partial.truncate(len);
-    Ok(partial)
+    unscratch([rest]);
+    Ok(())
+}
+
+/// Whether every value is finite: the largest exponent field, with no
+/// early exit, so the scan vectorizes (it reads the whole input once).
+fn all_finite(x: &[f32]) -> bool {
+    const EXP: u32 = 0x7f80_0000;
+    x.iter().fold(0, |m: u32, v| m.max(v.to_bits() & EXP)) < EXP
 }
 
 /// Floats of one weight-gradient task's band of padded input rows (1 MiB,
@@ -506,16 +543,27 @@ pub fn conv2d_backward_weights(x: &[f32], x_shape: [usize; 4], dy: &[f32], p: &C
 /// taller bands copy fewer halo rows).
 const WGRAD_BAND: usize = 256 << 10;
 
+/// Fewest taps (`dW^T` rows) per channel block of the band path: fewer
+/// would repack each chunk of dY for too little work.
+const WGRAD_BLOCK_ROWS: usize = 512;
+
 /// Fewest output pixels per image for the band path. Measured on Zen 5
 /// (r50_3x3_512, 7x7, one thread): bands 3.0 ms, im2col^T GEMM 1.36 ms.
 const WGRAD_MIN_PIXELS: usize = 256;
 
 /// The weight gradient of a layer with one input channel per group: each
-/// filter's taps are dot products of its dY, laid on the grid of a band
-/// (zeros in the extra columns), with runs of the band
-/// ([`WgradKernel::dot`]), summed over the bands and images in order.
-/// `None` where no band is addressable.
-fn depthwise_weights(x: &[f32], x_shape: [usize; 4], dy: &[f32], p: &Conv2dParams, geom: Geometry) -> Option<Vec<f32>> {
+/// filter's taps are dot products of its dY, row by row, with runs of a
+/// band's rows ([`WgradKernel::dot`]: the grid's extra columns are never
+/// read), summed over the bands and images in order. `None` (and `dw`
+/// untouched) where no band is addressable.
+fn depthwise_weights(
+    x: &[f32],
+    x_shape: [usize; 4],
+    dy: &[f32],
+    p: &Conv2dParams,
+    geom: Geometry,
+    dw: &mut [f32],
+) -> Option<()> {
     let kernel = WgradKernel::for_isa(crate::active_isa());
     let [n, c, h, w] = x_shape;
     let [k, _, fh, fw] = p.weight_shape();
@@ -529,30 +577,27 @@ fn depthwise_weights(x: &[f32], x_shape: [usize; 4], dy: &[f32], p: &Conv2dParam
     let grid_w = Band::grid_width(&geom);
     let mut offsets = vec![0u32; taps];
     band.taps(&mut offsets);
-    let mut dw = vec![0.0f32; p.weight_count()];
+    dw.fill(0.0);
     dw.par_chunks_mut(taps).enumerate().for_each(|(f, dwf)| {
         let g = f / kg;
-        let (mut buf, mut grid) = (scratch(band.len()), scratch(rows * grid_w));
+        let mut buf = scratch(band.len());
         for img in 0..n {
             let xp = &x[(img * c + g) * plane..][..plane];
             let dyp = &dy[(img * k + f) * pixels..][..pixels];
             for oy0 in (0..oh).step_by(rows) {
                 let r = rows.min(oh - oy0);
                 band.fill(xp, oy0, &mut buf);
-                for (i, row) in grid.chunks_exact_mut(grid_w).take(r).enumerate() {
-                    row[..ow].copy_from_slice(&dyp[(oy0 + i) * ow..][..ow]);
-                    row[ow..].fill(0.0);
-                }
-                kernel.dot(&buf, &offsets, &grid[..(r - 1) * grid_w + ow], dwf);
+                kernel.dot(&buf, &offsets, &dyp[oy0 * ow..][..r * ow], ow, grid_w, dwf);
             }
         }
-        unscratch([buf, grid]);
+        unscratch([buf]);
     });
-    Some(dw)
+    Some(())
 }
 
 /// One weight-gradient task: a block of input channels of one group, its
-/// band and its share of `dW^T`, carried from image to image.
+/// share of the output rows of every image, its band, packed dY chunk and
+/// partial `dW^T`.
 struct WgradTask {
     group: usize,
     /// First channel of the block within its group.
@@ -563,33 +608,38 @@ struct WgradTask {
     /// Where each of the block's im2col rows starts in the band.
     offsets: Vec<u32>,
     buf: Vec<f32>,
+    /// One chunk of dY, packed transposed into NR-wide panels.
+    packed: Vec<f32>,
     steps: Vec<u32>,
     /// `dW^T` of the block: its `chans * FH * FW` taps x `K/groups`.
     ct: Vec<f32>,
 }
 
 /// The weight gradient read in place from bands of padded input rows (see
-/// [`receptive_kernels::wgrad`]), for `geom` (`c` the channels per group);
-/// `None` where no band is addressable, where the images are so small
-/// (under [`WGRAD_MIN_PIXELS`]) that the GEMM over im2col^T, whose
-/// reduction runs over the whole batch, does better than sweeping the
-/// gradient once per image, or where a group's output channels would fill
-/// too little of the kernel's NR columns.
+/// [`receptive_kernels::wgrad`]), for `geom` (`c` the channels per group),
+/// into `dw`; `None` (and `dw` untouched) where no band is addressable,
+/// where the images are so small (under [`WGRAD_MIN_PIXELS`]) that the
+/// GEMM over im2col^T, whose reduction runs over the whole batch, does
+/// better than sweeping the gradient once per image, or where a group's
+/// output channels would fill too little of the kernel's NR columns.
 ///
-/// Per image, dY is packed transposed once (shared by all tasks), then
-/// every task adds the image's share to its block of `dW^T`, band by band.
-/// Tasks are (group, channel block), with enough blocks for two per thread
-/// where there are enough channels, else (group, channel block, part of
-/// the output rows) with the parts summed in order at the end; each sums
-/// in an order that the split alone fixes, and the thread count fixes the
-/// split.
+/// Tasks are (group, channel block, part of the output rows): blocks of
+/// at least [`WGRAD_BLOCK_ROWS`] taps, up to two per thread (smaller
+/// partial sums stay in cache beside the band), then enough parts for a
+/// whole number of tasks per thread, summed in order at the end. Each
+/// task packs the chunk of dY it is about to use itself, so the packed
+/// chunk stays in its core's L1 and is reused by every tap of the group
+/// (a shared packed dY, written by one core and read by another, cost the
+/// packing three times over at two threads). Each task sums in an order
+/// that the split alone fixes, and the thread count fixes the split.
 fn weights_from_bands(
     x: &[f32],
     x_shape: [usize; 4],
     dy: &[f32],
     p: &Conv2dParams,
     geom: Geometry,
-) -> Option<Vec<f32>> {
+    dw: &mut [f32],
+) -> Option<()> {
     let kernel = WgradKernel::for_isa(crate::active_isa());
     let [n, c, h, w] = x_shape;
     let [k, cg, fh, fw] = p.weight_shape();
@@ -601,12 +651,11 @@ fn weights_from_bands(
         return None;
     }
     let threads = rayon::current_num_threads();
-    let blocks = if threads > 1 { (2 * threads).div_ceil(groups).min(cg) } else { 1 };
+    let m = cg * taps;
+    let blocks = if threads > 1 { (2 * threads).div_ceil(groups).min(m / WGRAD_BLOCK_ROWS).max(1) } else { 1 };
     let cb = cg.div_ceil(blocks);
     let blocks = cg.div_ceil(cb);
-    // Too few channel blocks for the threads (a 3-channel stem): each
-    // block's output rows split into parts too, summed in order at the end.
-    let parts = if threads > 1 { (2 * threads).div_ceil(groups * blocks).min(oh) } else { 1 };
+    let parts = (threads / gcd(groups * blocks, threads)).min(oh);
     let block_geom = |chans| Geometry { c: chans, ..geom };
     // 1x1 unit-stride unpadded: the input planes are the band.
     let pointwise = taps == 1 && p.stride == [1, 1] && p.padding == Padding::uniform(0);
@@ -621,48 +670,39 @@ fn weights_from_bands(
             .unwrap_or(1)
     };
     let grid_w = Band::grid_width(&geom);
-    let chunk = kernel.chunk();
-    let nr = kernel.nr;
+    let (chunk, nr) = (kernel.chunk(), kernel.nr);
+    let panels = kg.div_ceil(nr);
     let mut tasks: Vec<WgradTask> = (0..groups * blocks * parts)
         .map(|t| {
             let (group, c0, part) = (t / (blocks * parts), (t / parts % blocks) * cb, t % parts);
             let chans = cb.min(cg - c0);
             let band = Band::new(block_geom(chans), rows, 1).expect("no larger than the band checked above");
-            let m = chans * taps;
             let offsets: Vec<u32> = if pointwise {
-                (0..m).map(|j| (j * plane) as u32).collect()
+                (0..chans).map(|j| (j * plane) as u32).collect()
             } else {
-                let mut offsets = vec![0u32; m];
+                let mut offsets = vec![0u32; chans * taps];
                 band.taps(&mut offsets);
                 offsets
             };
-            let buf = scratch(if pointwise { 0 } else { band.len() });
-            let out_rows = part * oh / parts..(part + 1) * oh / parts;
-            let (steps, ct) = (Vec::with_capacity(chunk), scratch(m * kg));
-            WgradTask { group, c0, out_rows, band, offsets, buf, steps, ct }
+            WgradTask {
+                group,
+                c0,
+                out_rows: part * oh / parts..(part + 1) * oh / parts,
+                buf: scratch(if pointwise { 0 } else { band.len() }),
+                band,
+                packed: scratch(panels * chunk * nr),
+                steps: Vec::with_capacity(chunk),
+                ct: scratch(offsets.len() * kg),
+                offsets,
+            }
         })
         .collect();
-    // dY^T of one image: per group, K/groups rounded up to NR-wide panels
-    // of every pixel.
-    let panel_len = pixels * nr;
-    let group_len = kg.div_ceil(nr) * panel_len;
-    let mut packed = scratch(groups * group_len);
-    const PACK_TILE: usize = 256;
-    for img in 0..n {
-        let dyi = &dy[img * k * pixels..][..k * pixels];
-        packed.par_chunks_mut(panel_len).enumerate().for_each(|(gp, panel)| {
-            let (g, k0) = (gp / kg.div_ceil(nr), (gp % kg.div_ceil(nr)) * nr);
-            let kn = nr.min(kg - k0);
-            let planes = &dyi[(g * kg + k0) * pixels..][..kn * pixels];
-            panel.par_chunks_mut(PACK_TILE * nr).enumerate().for_each(|(t, dst)| {
-                kernel.pack_panel(planes, kn, pixels, t * PACK_TILE, dst.len() / nr, dst);
-            });
-        });
-        tasks.par_iter_mut().for_each(|t| {
-            let chans = t.offsets.len() / taps;
+    tasks.par_iter_mut().for_each(|t| {
+        let (r0, r1) = (t.out_rows.start, t.out_rows.end);
+        let chans = t.offsets.len() / taps;
+        for img in 0..n {
             let xs = &x[(img * c + t.group * cg + t.c0) * plane..][..chans * plane];
-            let pg = &packed[t.group * group_len..][..group_len];
-            let (r0, r1) = (t.out_rows.start, t.out_rows.end);
+            let dyg = &dy[(img * k + t.group * kg) * pixels..][..kg * pixels];
             for oy0 in (r0..r1).step_by(rows) {
                 let band_pixels = rows.min(r1 - oy0) * ow;
                 let src = if pointwise {
@@ -673,14 +713,17 @@ fn weights_from_bands(
                 };
                 for p0 in (0..band_pixels).step_by(chunk) {
                     let len = chunk.min(band_pixels - p0);
+                    for (pi, dst) in t.packed.chunks_exact_mut(len * nr).take(panels).enumerate() {
+                        let kn = nr.min(kg - pi * nr);
+                        kernel.pack_panel(&dyg[pi * nr * pixels..], kn, pixels, oy0 * ow + p0, len, dst);
+                    }
                     WgradKernel::grid_steps(ow, grid_w, p0, len, &mut t.steps);
                     let first = img == 0 && oy0 == r0 && p0 == 0;
-                    let b = &pg[(oy0 * ow + p0) * nr..];
-                    kernel.accumulate(src, &t.offsets, &t.steps, b, panel_len, kg, &mut t.ct, !first);
+                    kernel.accumulate(src, &t.offsets, &t.steps, &t.packed, len * nr, kg, &mut t.ct, !first);
                 }
             }
-        });
-    }
+        }
+    });
     // The parts of each block, summed in order into the first.
     if parts > 1 {
         tasks.par_chunks_mut(parts).for_each(|block| {
@@ -693,23 +736,26 @@ fn weights_from_bands(
     // Each block's dW^T (its taps x K/groups) into dW's columns, a few
     // rows of dW per task.
     const ROWS: usize = 16;
-    let (cols, isa) = (cg * taps, crate::active_isa());
-    let mut dw = vec![0.0; p.weight_count()];
-    dw.par_chunks_mut(kg * cols).enumerate().for_each(|(g, dwg)| {
-        dwg.par_chunks_mut(ROWS * cols).enumerate().for_each(|(i, rows)| {
-            let n_rows = rows.len() / cols;
-            let mut dst = MatMut::new(rows, n_rows, cols, cols, 1).expect("rows of dW_g");
+    let isa = crate::active_isa();
+    dw.par_chunks_mut(kg * m).enumerate().for_each(|(g, dwg)| {
+        dwg.par_chunks_mut(ROWS * m).enumerate().for_each(|(i, rows)| {
+            let n_rows = rows.len() / m;
+            let mut dst = MatMut::new(rows, n_rows, m, m, 1).expect("rows of dW_g");
             for (b, t) in tasks[g * blocks * parts..(g + 1) * blocks * parts].iter().step_by(parts).enumerate() {
-                transpose(isa, &t.ct[i * ROWS..], t.ct.len() / kg, n_rows, kg, &mut dst, b * cb * taps);
+                transpose(isa, &t.ct[i * ROWS..], t.offsets.len(), n_rows, kg, &mut dst, b * cb * taps);
             }
         });
     });
     // In the reverse of the order taken, so the next call of the same
     // shape gets each buffer back at its size.
-    let mut bufs: Vec<Vec<f32>> = tasks.into_iter().flat_map(|t| [t.buf, t.ct]).chain([packed]).collect();
+    let mut bufs: Vec<Vec<f32>> = tasks.into_iter().flat_map(|t| [t.buf, t.packed, t.ct]).collect();
     bufs.reverse();
     unscratch(bufs);
-    Some(dw)
+    Some(())
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// Checks a bias-gradient shape: every dimension at least 1.

@@ -102,13 +102,17 @@ mod error;
 mod gemm;
 #[cfg(feature = "ndarray")]
 pub mod nd;
+mod parallel;
 mod params;
 mod pool;
 pub mod reference;
 
 pub use activation::Activation;
 pub use conv::{Conv2dPlan, ConvAlgorithm, conv2d, conv2d_with};
-pub use conv_backward::{Conv2dBackwardDataPlan, conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weights};
+pub use conv_backward::{
+    Conv2dBackwardDataPlan, conv2d_backward_bias, conv2d_backward_data, conv2d_backward_weights,
+    conv2d_backward_weights_into,
+};
 pub use conv_transpose::{ConvTranspose2dParams, ConvTranspose2dPlan, conv_transpose2d};
 pub use error::{Error, Result};
 pub use gemm::{Bias, KernelInfo, MatMut, MatRef, peak_gflops, sgemm, sgemm_kernel_info};

@@ -234,6 +234,12 @@ fn large_layers_split_into_tiles_and_channel_blocks() {
         ),
         (Conv2dParams::new(300, 8, [3, 3]).padding(1), [1, 300, 6, 6]),
         (Conv2dParams::new(32, 32, [3, 3]).padding(1).groups(32), [1, 32, 45, 47]),
+        // Few pixels: the last row block of the channel form is 1, 3, 8 or
+        // 4 pixels tall under MR 4, 6 and 12, on a shorter gathered tile.
+        (Conv2dParams::new(24, 70, [3, 3]).padding(1), [1, 24, 7, 7]),
+        (Conv2dParams::new(24, 70, [3, 3]).padding(1), [1, 24, 3, 5]),
+        (Conv2dParams::new(24, 70, [3, 3]).padding(1), [1, 24, 4, 5]),
+        (Conv2dParams::new(24, 70, [3, 3]).padding(1), [1, 24, 2, 5]),
     ];
     for threads in [1, 3] {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();

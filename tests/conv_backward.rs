@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use receptive::{
     Conv2dBackwardDataPlan, Conv2dParams, Error, Padding, conv2d_backward_bias, conv2d_backward_data,
-    conv2d_backward_weights, reference,
+    conv2d_backward_weights, conv2d_backward_weights_into, reference,
 };
 
 use receptive::reference::pseudo_random as fill;
@@ -172,6 +172,27 @@ fn forward_cases() -> impl Strategy<Value = Case> {
     })
 }
 
+/// Cases whose input gradient stacks the column phases of a stride into
+/// one forward convolution: 3 to 7 input channels per group, a column
+/// stride of 2 or 3 without dilation, the rest random.
+fn stacked_cases() -> impl Strategy<Value = Case> {
+    (cases(), 3usize..8, 2usize..4).prop_map(|(c, cg, sw)| {
+        let groups = if c.p.groups > 2 { 1 } else { c.p.groups };
+        let kg = c.p.out_channels / c.p.groups;
+        let p = Conv2dParams {
+            in_channels: groups * cg,
+            out_channels: groups * kg,
+            groups,
+            stride: [c.p.stride[0], sw],
+            dilation: [c.p.dilation[0], 1],
+            ..c.p
+        };
+        // Wide enough for the window at this stride.
+        let w = c.xs[3].max(p.kernel[1]) + sw;
+        Case { p, xs: [c.xs[0], groups * cg, c.xs[2], w] }
+    })
+}
+
 fn check_data(c: &Case, seed: u64) {
     let ys = c.p.output_shape(c.xs).unwrap();
     let (dy, w) = (fill(ys.iter().product(), seed), fill(c.p.weight_count(), seed + 1));
@@ -189,6 +210,10 @@ fn check_weights(c: &Case, seed: u64) {
     let want = reference::conv2d_backward_weights(&x, c.xs, &dy, &c.p).unwrap();
     let bound = reference::conv2d_backward_weights(&abs(&x), c.xs, &abs(&dy), &c.p).unwrap();
     assert_close(&format!("{c:?} dw"), &got, &want, &bound, ys[0] * ys[2] * ys[3]);
+    // Into a buffer of NaN: every value overwritten, the same bits.
+    let mut into = vec![f32::NAN; got.len()];
+    conv2d_backward_weights_into(&x, c.xs, &dy, &c.p, &mut into).unwrap();
+    assert!(got.iter().zip(&into).all(|(a, b)| a.to_bits() == b.to_bits()), "{c:?}: _into differs");
 }
 
 fn proptest_cases() -> u32 {
@@ -205,6 +230,11 @@ proptest! {
 
     #[test]
     fn backward_data_by_forward_convolutions_matches_reference(c in forward_cases(), seed in 0u64..1000) {
+        check_data(&c, seed);
+    }
+
+    #[test]
+    fn backward_data_by_stacked_phases_matches_reference(c in stacked_cases(), seed in 0u64..1000) {
         check_data(&c, seed);
     }
 
@@ -268,8 +298,10 @@ fn larger_layers_match_reference() {
         // NR panels, a 1x1 read in place.
         Case { p: Conv2dParams::new(20, 136, [3, 3]).padding(1), xs: [2, 20, 30, 40] },
         Case { p: Conv2dParams::new(24, 64, [1, 1]), xs: [1, 24, 20, 33] },
-        // Too few channels for the threads: output rows split into parts.
+        // Too few channels for the threads: output rows split into parts;
+        // the input gradient by stacked column phases.
         Case { p: Conv2dParams::new(3, 64, [7, 7]).stride(2).padding(3), xs: [2, 3, 40, 36] },
+        Case { p: Conv2dParams::new(3, 48, [11, 11]).stride(4).padding(2), xs: [1, 3, 45, 47] },
     ];
     for threads in 1..=3 {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
@@ -318,6 +350,59 @@ fn backward_weights_is_reproducible() {
     }
 }
 
+/// Infinities and NaN in the input give the reference's pattern of
+/// non-finite gradients on every weight-gradient path (the band paths
+/// would otherwise multiply an infinity by the zeros of dY's extra grid
+/// columns).
+#[test]
+fn non_finite_inputs_give_the_references_pattern() {
+    for (p, xs) in [
+        (Conv2dParams::new(12, 64, [3, 3]).padding(1), [1, 12, 20, 20]),
+        (Conv2dParams::new(3, 64, [7, 7]).stride(2).padding(3), [1, 3, 40, 36]),
+        (Conv2dParams::new(12, 12, [3, 3]).padding(1).groups(12), [2, 12, 30, 31]),
+        (Conv2dParams::new(24, 16, [3, 3]).padding(1), [2, 24, 9, 9]),
+    ] {
+        let ys = p.output_shape(xs).unwrap();
+        let dy = fill(ys.iter().product(), 2);
+        for (i, v) in [(0, f32::INFINITY), (xs[3] - 1, f32::NEG_INFINITY), (3 * xs[3] + 5, f32::NAN)] {
+            let mut x = fill(xs.iter().product(), 1);
+            x[i] = v;
+            let got = conv2d_backward_weights(&x, xs, &dy, &p).unwrap();
+            let want = reference::conv2d_backward_weights(&x, xs, &dy, &p).unwrap();
+            for (o, (g, w)) in got.iter().zip(&want).enumerate() {
+                let same =
+                    if w.is_finite() { g.is_finite() } else { g.to_bits() == w.to_bits() || g.is_nan() && w.is_nan() };
+                assert!(same, "{p:?} x[{i}] = {v}: dw[{o}] = {g}, reference {w}");
+            }
+        }
+    }
+}
+
+/// The same for the data gradient: the stacked column phases of a
+/// few-channel strided layer hold zero taps, which must not meet an
+/// infinity in dY (0 x inf = NaN where the reference forms no product).
+#[test]
+fn non_finite_output_gradients_give_the_references_pattern() {
+    for (p, xs) in [
+        (Conv2dParams::new(3, 16, [7, 7]).stride(2).padding(3), [1, 3, 40, 36]),
+        (Conv2dParams::new(3, 8, [3, 3]).stride(2).padding(1), [2, 3, 17, 18]),
+    ] {
+        let ys = p.output_shape(xs).unwrap();
+        let w = fill(p.weight_count(), 3);
+        for (i, v) in [(0, f32::INFINITY), (ys[3] + 2, f32::NEG_INFINITY), (2 * ys[3] + 5, f32::NAN)] {
+            let mut dy = fill(ys.iter().product(), 2);
+            dy[i] = v;
+            let got = conv2d_backward_data(&dy, ys, &w, &p, xs).unwrap();
+            let want = reference::conv2d_backward_data(&dy, ys, &w, &p, xs).unwrap();
+            for (o, (g, r)) in got.iter().zip(&want).enumerate() {
+                let same =
+                    if r.is_finite() { g.is_finite() } else { g.to_bits() == r.to_bits() || g.is_nan() && r.is_nan() };
+                assert!(same, "{p:?} dy[{i}] = {v}: dx[{o}] = {g}, reference {r}");
+            }
+        }
+    }
+}
+
 #[test]
 fn bad_inputs_are_errors() {
     let p = Conv2dParams::new(4, 6, [3, 3]);
@@ -345,6 +430,9 @@ fn bad_inputs_are_errors() {
     assert!(matches!(e, Error::LengthMismatch { what: "input", .. }));
     let e = conv2d_backward_weights(&x, xs, &dy[1..], &p).unwrap_err();
     assert!(matches!(e, Error::LengthMismatch { what: "output gradient", .. }));
+    let mut dw = vec![0.0; p.weight_count() - 1];
+    let e = conv2d_backward_weights_into(&x, xs, &dy, &p, &mut dw).unwrap_err();
+    assert!(matches!(e, Error::LengthMismatch { what: "weight gradient", .. }));
     let e = conv2d_backward_weights(&x, [2, 4, 1, 8], &dy, &p).unwrap_err().to_string();
     assert!(e.contains("spans 3 rows but the padded input has 1"), "{e}");
 

@@ -114,6 +114,36 @@ fn case(kind: PoolKind) -> impl Strategy<Value = Case> {
         .prop_filter("valid geometry", |c| c.q.output_shape(c.shape).is_ok())
 }
 
+/// As [`case`] with tall planes: the row buffers' bands (up to 32 output
+/// rows) end inside the plane.
+fn tall_case(kind: PoolKind) -> impl Strategy<Value = Case> {
+    (case(kind), 33usize..=90).prop_map(|(mut c, h)| {
+        c.shape = [1, c.shape[1].min(2), h, c.shape[3].min(40)];
+        c
+    })
+}
+
+proptest! {
+    #![proptest_config(cases(16))]
+
+    #[test]
+    fn tall_planes_match_reference(c in tall_case(PoolKind::Max), a in tall_case(PoolKind::Avg)) {
+        let x = fill(c.shape.iter().product(), c.seed, c.mode);
+        let no_idx = reference::max_pool2d_with_indices(&x, c.shape, &c.q).unwrap().1;
+        let xa = fill(a.shape.iter().product(), a.seed, a.mode);
+        for isa in isas() {
+            let plan = Pool2dPlan::with_isa(&c.q, c.shape, isa).unwrap();
+            let mut y = vec![0.0; no_idx.len()];
+            plan.run(&x, &mut y).unwrap();
+            check_max(&x, c.shape, &c.q, (&y, &no_idx), &plan.path());
+            let plan = Pool2dPlan::with_isa(&a.q, a.shape, isa).unwrap();
+            let mut y = vec![f32::NAN; plan.output_shape().iter().product()];
+            plan.run(&xa, &mut y).unwrap();
+            check_avg(&xa, a.shape, &a.q, &y, &plan.path());
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(cases(96))]
 

@@ -6,7 +6,11 @@ use receptive::reference::pseudo_random as fill;
 
 #[test]
 fn blocked_driver_matches_reference() {
-    for &(m, n, k) in &[(1, 1, 1), (5, 9, 0), (7, 13, 3), (33, 17, 300), (9, 70, 513)] {
+    // The last two cross a KC block boundary, the last an MC one too (MC
+    // grows as the KC blocks shorten, but at most to twice its size here).
+    let (mc, kc) = (receptive::sgemm_kernel_info().mc, receptive::sgemm_kernel_info().kc);
+    let shapes = [(1, 1, 1), (5, 9, 0), (7, 13, 3), (33, 17, 300), (9, 70, kc + 1), (2 * mc + 7, 70, kc + 1)];
+    for &(m, n, k) in &shapes {
         let a = fill(m * k, 1);
         let b = fill(k * n, 2);
         let c0 = fill(m * n, 3);

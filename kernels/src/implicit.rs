@@ -306,6 +306,13 @@ impl Band {
         let k_blocks = k.div_ceil(kc);
         for t0 in (0..pixels).step_by(chunk) {
             let np = chunk.min(pixels - t0);
+            // Each pixel's first tap: its grid position in the band; MR
+            // rows past the chunk repeat its last pixel.
+            let mut pixel_rows = [std::ptr::null::<f32>(); TRANSPOSED_CHUNK + 2 * MAX_MR];
+            for (r, row) in pixel_rows[..np + mr].iter_mut().enumerate() {
+                let t = t0 + r.min(np - 1);
+                *row = band[(t / g.ow) * self.grid_w + t % g.ow..].as_ptr();
+            }
             for kb in 0..k_blocks {
                 let (pc, kcb) = (kb * kc, kc.min(k - kb * kc));
                 let (first, last) = (kb == 0, kb + 1 == k_blocks);
@@ -322,25 +329,19 @@ impl Band {
                     };
                     for i in (0..np).step_by(mr) {
                         let mm = mr.min(np - i);
-                        // Pixel t's first tap: its grid position in the band;
-                        // rows past the tile repeat its last pixel.
-                        let at = |r: usize| {
-                            let t = t0 + i + r.min(mm - 1);
-                            band[(t / g.ow) * self.grid_w + t % g.ow..].as_ptr()
-                        };
-                        let pixel_rows: [*const f32; MAX_MR] = std::array::from_fn(at);
-                        // SAFETY: `pixel_rows` holds MAX_MR >= MR pointers
-                        // into `band`, each at a grid position q with q +
-                        // every tap <= `reach` - 1 < band.len() (asserted
-                        // above); `panel` is one packed kcb x NR panel; C is
-                        // rows i..i+mm, columns j..j+nn of the np x m
-                        // `ctile`, written before it is read (load_c only
-                        // after the first block); the bias slice starts at
-                        // column j and holds m - j >= nn floats.
+                        // SAFETY: `pixel_rows[i..i + MR]` are MR pointers
+                        // into `band` (set above: i + MR <= np + MR), each
+                        // at a grid position q with q + every tap <=
+                        // `reach` - 1 < band.len() (asserted above);
+                        // `panel` is one packed kcb x NR panel; C is rows
+                        // i..i+mm, columns j..j+nn of the np x m `ctile`,
+                        // written before it is read (load_c only after the
+                        // first block); the bias slice starts at column j
+                        // and holds m - j >= nn floats.
                         unsafe {
                             (gemm.kernel.func_gathered)(
                                 kcb,
-                                pixel_rows.as_ptr(),
+                                pixel_rows[i..].as_ptr(),
                                 taps[pc..].as_ptr(),
                                 panel.as_ptr(),
                                 ctile[i * m + j..].as_mut_ptr(),

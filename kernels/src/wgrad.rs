@@ -104,25 +104,39 @@ unsafe fn body<S: Simd, const MR: usize, const NV: usize, const NR: usize>(
     }
 }
 
-/// `out[i] += sum_{p < len} a[rows[i] + p] * b[p]` for `m` rows: the taps
-/// of one filter of a depthwise layer (one input channel per group, so
-/// there is no channel dimension to fill a GEMM tile with), each a dot
-/// product over the grid pixels of one band.
+/// `out[i] += sum_{r < segs, p < len} a[rows[i] + r*a_stride + p] *
+/// b[r*len + p]` for `m` rows: the taps of one filter of a depthwise layer
+/// (one input channel per group, so there is no channel dimension to fill
+/// a GEMM tile with), each a dot product over the output rows of one band
+/// (`segs` rows of `len` pixels, `a_stride` apart on the band's grid).
 ///
 /// # Safety
-/// `1 <= m <= 9`; `rows` holds `m` entries; the `len` floats at `b` and at
-/// each `a + rows[i]` are readable; `out` holds `m` writable floats.
-pub type DotKernelFn = unsafe fn(len: usize, a: *const f32, rows: *const u32, m: usize, b: *const f32, out: *mut f32);
+/// `1 <= m <= 9`; `rows` holds `m` entries; the `segs * len` floats at `b`
+/// and the `len` floats at each `a + rows[i] + r*a_stride` (`r < segs`)
+/// are readable; `out` holds `m` writable floats.
+pub type DotKernelFn = unsafe fn(
+    len: usize,
+    segs: usize,
+    a_stride: usize,
+    a: *const f32,
+    rows: *const u32,
+    m: usize,
+    b: *const f32,
+    out: *mut f32,
+);
 
 /// The dot-product body for `MR` rows: one vector accumulator per row
-/// (`MR` independent chains), `b` loaded once per step for all rows, each
-/// row's lanes summed in order at the end.
+/// (`MR` independent chains) over every segment, `b` loaded once per step
+/// for all rows, each row's lanes summed in order at the end.
 ///
 /// # Safety
 /// The contract of [`DotKernelFn`] with `m <= MR`, on a CPU that supports `S`.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)] // the kernel contract, see DotKernelFn
 unsafe fn dot_rows<S: Simd, const MR: usize>(
     len: usize,
+    segs: usize,
+    a_stride: usize,
     a: *const f32,
     rows: *const u32,
     m: usize,
@@ -137,19 +151,24 @@ unsafe fn dot_rows<S: Simd, const MR: usize>(
         let ap: [*const f32; MR] = std::array::from_fn(|i| a.add(*rows.add(i.min(m - 1)) as usize));
         let mut acc = [S::zero(); MR];
         let full = len / S::LANES * S::LANES;
-        for p in (0..full).step_by(S::LANES) {
-            // Floats p..p+LANES <= len of b and of every row.
-            let bv = S::load(b.add(p));
-            for (x, &row) in acc.iter_mut().zip(&ap) {
-                *x = S::fmadd(S::load(row.add(p)), bv, *x);
+        for seg in 0..segs {
+            // Segment seg < segs: b's floats from seg*len, each row's from
+            // seg*a_stride.
+            let (bs, off) = (b.add(seg * len), seg * a_stride);
+            for p in (0..full).step_by(S::LANES) {
+                // Floats p..p+LANES <= len of the segment.
+                let bv = S::load(bs.add(p));
+                for (x, &row) in acc.iter_mut().zip(&ap) {
+                    *x = S::fmadd(S::load(row.add(off + p)), bv, *x);
+                }
             }
-        }
-        if full < len {
-            // The last len - full < LANES floats, the other lanes zero.
-            let r = len - full;
-            let bv = S::load_partial(b.add(full), r);
-            for (x, &row) in acc.iter_mut().zip(&ap) {
-                *x = S::fmadd(S::load_partial(row.add(full), r), bv, *x);
+            if full < len {
+                // The last len - full < LANES floats, the other lanes zero.
+                let r = len - full;
+                let bv = S::load_partial(bs.add(full), r);
+                for (x, &row) in acc.iter_mut().zip(&ap) {
+                    *x = S::fmadd(S::load_partial(row.add(off + full), r), bv, *x);
+                }
             }
         }
         for (i, &x) in acc.iter().enumerate().take(m) {
@@ -169,19 +188,30 @@ unsafe fn dot_rows<S: Simd, const MR: usize>(
 /// The contract of [`DotKernelFn`] with `m <= DOT_ROWS`, on a CPU that
 /// supports `S`.
 #[inline(always)]
-unsafe fn dot_body<S: Simd>(len: usize, a: *const f32, rows: *const u32, m: usize, b: *const f32, out: *mut f32) {
+#[allow(clippy::too_many_arguments)] // the kernel contract, see DotKernelFn
+unsafe fn dot_body<S: Simd>(
+    len: usize,
+    segs: usize,
+    a_stride: usize,
+    a: *const f32,
+    rows: *const u32,
+    m: usize,
+    b: *const f32,
+    out: *mut f32,
+) {
+    let args = (len, segs, a_stride, a, rows);
     // SAFETY: forwarded from the caller, with MR = m.
     unsafe {
         match m {
-            1 => dot_rows::<S, 1>(len, a, rows, m, b, out),
-            2 => dot_rows::<S, 2>(len, a, rows, m, b, out),
-            3 => dot_rows::<S, 3>(len, a, rows, m, b, out),
-            4 => dot_rows::<S, 4>(len, a, rows, m, b, out),
-            5 => dot_rows::<S, 5>(len, a, rows, m, b, out),
-            6 => dot_rows::<S, 6>(len, a, rows, m, b, out),
-            7 => dot_rows::<S, 7>(len, a, rows, m, b, out),
-            8 => dot_rows::<S, 8>(len, a, rows, m, b, out),
-            _ => dot_rows::<S, DOT_ROWS>(len, a, rows, m, b, out),
+            1 => dot_rows::<S, 1>(args.0, args.1, args.2, args.3, args.4, m, b, out),
+            2 => dot_rows::<S, 2>(args.0, args.1, args.2, args.3, args.4, m, b, out),
+            3 => dot_rows::<S, 3>(args.0, args.1, args.2, args.3, args.4, m, b, out),
+            4 => dot_rows::<S, 4>(args.0, args.1, args.2, args.3, args.4, m, b, out),
+            5 => dot_rows::<S, 5>(args.0, args.1, args.2, args.3, args.4, m, b, out),
+            6 => dot_rows::<S, 6>(args.0, args.1, args.2, args.3, args.4, m, b, out),
+            7 => dot_rows::<S, 7>(args.0, args.1, args.2, args.3, args.4, m, b, out),
+            8 => dot_rows::<S, 8>(args.0, args.1, args.2, args.3, args.4, m, b, out),
+            _ => dot_rows::<S, DOT_ROWS>(args.0, args.1, args.2, args.3, args.4, m, b, out),
         }
     }
 }
@@ -199,10 +229,20 @@ macro_rules! wgrad_shell {
         /// The contract of [`DotKernelFn`], on a CPU with the kernel's
         /// target features.
         #[target_feature(enable = $features)]
-        unsafe fn $dot(len: usize, a: *const f32, rows: *const u32, m: usize, b: *const f32, out: *mut f32) {
+        #[allow(clippy::too_many_arguments)] // the kernel contract, see DotKernelFn
+        unsafe fn $dot(
+            len: usize,
+            segs: usize,
+            a_stride: usize,
+            a: *const f32,
+            rows: *const u32,
+            m: usize,
+            b: *const f32,
+            out: *mut f32,
+        ) {
             // SAFETY: forwarded from the caller, who runs this only on a CPU
             // with these features (the registry's ISA check).
-            unsafe { dot_body::<$simd>(len, a, rows, m, b, out) }
+            unsafe { dot_body::<$simd>(len, segs, a_stride, a, rows, m, b, out) }
         }
 
         $(#[$doc])*
@@ -272,9 +312,19 @@ unsafe fn wgrad_4x8_scalar(
 ///
 /// # Safety
 /// The contract of [`DotKernelFn`].
-unsafe fn dot_scalar(len: usize, a: *const f32, rows: *const u32, m: usize, b: *const f32, out: *mut f32) {
+#[allow(clippy::too_many_arguments)] // the kernel contract, see DotKernelFn
+unsafe fn dot_scalar(
+    len: usize,
+    segs: usize,
+    a_stride: usize,
+    a: *const f32,
+    rows: *const u32,
+    m: usize,
+    b: *const f32,
+    out: *mut f32,
+) {
     // SAFETY: forwarded from the caller; Scalar runs on every CPU.
-    unsafe { dot_body::<Scalar>(len, a, rows, m, b, out) }
+    unsafe { dot_body::<Scalar>(len, segs, a_stride, a, rows, m, b, out) }
 }
 
 /// A weight-gradient microkernel and its tile.
@@ -416,17 +466,22 @@ impl WgradKernel {
         }
     }
 
-    /// `out[j] += sum_{p < b.len()} src[taps[j] + p] * b[p]` for every tap
-    /// `j` ([`DotKernelFn`]), each sum in a fixed order.
+    /// `out[j] += sum_{r, p < width} src[taps[j] + r*stride + p] *
+    /// b[r*width + p]` for every tap `j`, over the rows `r` of `b` (each
+    /// `width` floats; `stride` apart in `src`) ([`DotKernelFn`]), each sum
+    /// in a fixed order.
     ///
     /// # Panics
-    /// If `out` and `taps` differ in length or a tap's run passes `src`.
-    pub fn dot(&self, src: &[f32], taps: &[u32], b: &[f32], out: &mut [f32]) {
+    /// If `out` and `taps` differ in length, `width` is 0 or does not
+    /// divide `b.len()`, or a tap's run passes `src`.
+    pub fn dot(&self, src: &[f32], taps: &[u32], b: &[f32], width: usize, stride: usize, out: &mut [f32]) {
         assert_eq!(taps.len(), out.len(), "one output per tap");
+        assert!(width > 0 && b.len().is_multiple_of(width), "b is rows of width floats");
         if taps.is_empty() || b.is_empty() {
             return;
         }
-        let reach = taps.iter().max().map_or(0, |&t| t as usize) + b.len();
+        let segs = b.len() / width;
+        let reach = taps.iter().max().map_or(0, |&t| t as usize) + (segs - 1) * stride + width;
         assert!(reach <= src.len(), "a tap reads past the source");
         assert!(self.isa.supported(), "{} needs a CPU with {}", self.name, self.isa);
         // Equal calls of at most DOT_ROWS taps: 25 taps run as 9 + 8 + 8,
@@ -434,9 +489,12 @@ impl WgradKernel {
         let per = taps.len().div_ceil(taps.len().div_ceil(DOT_ROWS));
         for (rows, o) in taps.chunks(per).zip(out.chunks_mut(per)) {
             // SAFETY: the ISA is supported (asserted); 1 <= rows.len() <=
-            // DOT_ROWS taps, each run of b.len() floats ends by `reach <=
-            // src.len()`; `o` holds one float per row.
-            unsafe { (self.dot)(b.len(), src.as_ptr(), rows.as_ptr(), rows.len(), b.as_ptr(), o.as_mut_ptr()) };
+            // DOT_ROWS taps, each segment's run of width floats ends by
+            // `reach <= src.len()`; b holds segs * width floats; `o` holds
+            // one float per row.
+            unsafe {
+                (self.dot)(width, segs, stride, src.as_ptr(), rows.as_ptr(), rows.len(), b.as_ptr(), o.as_mut_ptr())
+            };
         }
     }
 
@@ -520,17 +578,22 @@ mod tests {
             };
             for &m in &ms {
                 for &len in &lens {
-                    let taps: Vec<u32> = (0..m).map(|j| ((j * 11) % 17 + 2 * j) as u32).collect();
-                    let src = ints(*taps.iter().max().unwrap() as usize + len, 1);
-                    let b = ints(len, 2);
-                    let mut out = ints(m + 1, 3);
-                    let before = out.clone();
-                    kernel.dot(&src, &taps, &b, &mut out[..m]);
-                    for j in 0..m {
-                        let want: f32 = (0..len).map(|p| src[taps[j] as usize + p] * b[p]).sum();
-                        assert_eq!(out[j], before[j] + want, "{} m {m} len {len}", kernel.name);
+                    // One segment, and three `len + 3` apart.
+                    for (segs, stride) in [(1, 0), (3, len + 3)] {
+                        let taps: Vec<u32> = (0..m).map(|j| ((j * 11) % 17 + 2 * j) as u32).collect();
+                        let src = ints(*taps.iter().max().unwrap() as usize + (segs - 1) * stride + len, 1);
+                        let b = ints(segs * len, 2);
+                        let mut out = ints(m + 1, 3);
+                        let before = out.clone();
+                        kernel.dot(&src, &taps, &b, len, stride, &mut out[..m]);
+                        for j in 0..m {
+                            let want: f32 = (0..segs * len)
+                                .map(|q| src[taps[j] as usize + q / len * stride + q % len] * b[q])
+                                .sum();
+                            assert_eq!(out[j], before[j] + want, "{} m {m} len {len} segs {segs}", kernel.name);
+                        }
+                        assert_eq!(out[m], before[m], "{}: wrote past out", kernel.name);
                     }
-                    assert_eq!(out[m], before[m], "{}: wrote past out", kernel.name);
                 }
             }
         }

@@ -7,12 +7,13 @@ use std::cell::RefCell;
 use std::ops::Range;
 
 use rayon::prelude::*;
-use receptive_kernels::gemm::{ASource, Bias, Epilogue, Gemm, MicroKernel, PackedA};
+use receptive_kernels::gemm::{ASource, Bias, CacheSizes, Epilogue, Gemm, MicroKernel, PackedA};
 use receptive_kernels::im2col::{Geometry, Im2col};
 use receptive_kernels::implicit::{Band, TRANSPOSED_CHUNK};
 
 use super::ConvAlgorithm;
 use crate::gemm::{MatMut, MatRef};
+use crate::parallel;
 
 /// Widest tile of output pixels per task. The driver packs `KC x tile` of B
 /// at a time, so a task's pack buffer stays at `256 * 256 * 4` bytes = 256
@@ -40,6 +41,8 @@ pub(super) struct GemmConv {
     /// The same blocks packed as B panels of W^T (channels in the lanes),
     /// empty for 1x1 layers.
     weights_t: Vec<PackedA>,
+    /// The GEMM the W^T panels were packed for (its own KC).
+    gemm_t: Gemm,
     bias: Option<Vec<f32>>,
     algorithm: ConvAlgorithm,
 }
@@ -128,6 +131,15 @@ impl GemmConv {
         let k = a.cols();
         let kc = k.div_ceil(k.div_ceil(gemm.kc).max(1)).next_multiple_of(8).min(gemm.kc);
         let gemm = Gemm { kc, ..*gemm };
+        // The W^T panels are the channel form's B: one reduction block as
+        // long as a KC x NR panel fits a quarter of L2, so the C tile stays
+        // in registers across the whole reduction (the panel streams from
+        // L2 either way). Measured on Zen 5, one thread, GFLOP/s at KC 512
+        // / 1024: r50_3x3_64 233 / 246, r50_3x3_128 237 / 250, vgg_conv1_2
+        // 215 / 218, r50_3x3_64_b8 225 / 232; at 64 / 128 / 256: r50_3x3_64
+        // 216 / 225 / 236.
+        let kc_t = (CacheSizes::detect().l2 / 4 / (gemm.kernel.nr * 4)).max(gemm.kc);
+        let gemm_t = Gemm { kc: k.div_ceil(k.div_ceil(kc_t).max(1)).next_multiple_of(8).min(kc_t), ..gemm };
         let blocks = kg.div_ceil(MAX_BLOCK_ROWS);
         // Whole NR panels when there are that many channels, so the form
         // with channels in the lanes wastes none; else whole MR panels.
@@ -143,6 +155,7 @@ impl GemmConv {
             blocks_per_group,
             weights: Vec::with_capacity(groups * blocks_per_group),
             weights_t: Vec::new(),
+            gemm_t,
             bias: bias.map(<[f32]>::to_vec),
             algorithm: ConvAlgorithm::Auto,
         };
@@ -151,7 +164,7 @@ impl GemmConv {
             let block = a.block(r0, 0, rows, a.cols()).expect("row blocks lie inside the weights");
             conv.weights.push(PackedA::new(&conv.gemm, block));
             if !pointwise {
-                conv.weights_t.push(PackedA::with_width(&conv.gemm, block, conv.gemm.kernel.nr));
+                conv.weights_t.push(PackedA::with_width(&conv.gemm_t, block, conv.gemm.kernel.nr));
             }
         }
         conv
@@ -313,27 +326,33 @@ impl GemmConv {
             let image = Image { x: xi, geom, lowering, tile, clamp };
             self.split(&image, c, 0..self.weights.len(), 0..tiles);
         };
-        if n == 1 {
-            // One image: no rayon hand-over unless `split` finds tasks.
-            image((y, x));
+        if n == 1 || parallel::one_thread() {
+            // No rayon hand-over unless `split` finds tasks for several threads.
+            y.chunks_mut(k * pixels).zip(x.chunks(in_image)).for_each(image);
         } else {
             y.par_chunks_mut(k * pixels).zip(x.par_chunks(in_image)).for_each(image);
         }
     }
 
     /// Halves the (row blocks x pixel tiles) grid until one task is left,
-    /// running the halves with `rayon::join`; the views stay disjoint.
+    /// running the halves with `rayon::join` (in turn on a one-thread pool); the views stay disjoint.
     fn split(&self, im: &Image<'_>, c: MatMut<'_>, rbs: Range<usize>, tiles: Range<usize>) {
         if rbs.len() > 1 {
             let mid = rbs.start + rbs.len() / 2;
             let (top, bottom) = c.split_at_row(self.row_block(mid).0 - self.row_block(rbs.start).0);
             let tiles2 = tiles.clone();
-            rayon::join(|| self.split(im, top, rbs.start..mid, tiles), || self.split(im, bottom, mid..rbs.end, tiles2));
+            parallel::join(
+                || self.split(im, top, rbs.start..mid, tiles),
+                || self.split(im, bottom, mid..rbs.end, tiles2),
+            );
         } else if tiles.len() > 1 {
             let mid = tiles.start + tiles.len() / 2;
             let (left, right) = c.split_at_col((mid - tiles.start) * im.tile);
             let rbs2 = rbs.clone();
-            rayon::join(|| self.split(im, left, rbs, tiles.start..mid), || self.split(im, right, rbs2, mid..tiles.end));
+            parallel::join(
+                || self.split(im, left, rbs, tiles.start..mid),
+                || self.split(im, right, rbs2, mid..tiles.end),
+            );
         } else {
             self.task(im, c, rbs.start, tiles.start * im.tile);
         }
@@ -374,7 +393,7 @@ impl GemmConv {
                 if matches!(im.lowering, Lowering::Implicit(_)) {
                     band.run(&self.gemm, &self.weights[rb], buf, taps, rows, c, &ep, ctile);
                 } else {
-                    band.run_transposed(&self.gemm, &self.weights_t[rb], buf, taps, rows, c, &ep, ctile);
+                    band.run_transposed(&self.gemm_t, &self.weights_t[rb], buf, taps, rows, c, &ep, ctile);
                 }
             }),
             Lowering::Im2col => self.gemm.run(1.0, a, &Im2col::new(x, *g, p0, pixels), 0.0, c, &ep),

@@ -255,11 +255,16 @@ impl Conv2dPlan {
                 let m = k / c;
                 let taps = self.p.kernel[0] * self.p.kernel[1];
                 // One task per input plane: its m output planes are contiguous.
-                y.par_chunks_mut(m * oh * ow).zip(x.par_chunks(h * w)).enumerate().for_each(|(i, (yc, xc))| {
+                let plane = |(i, (yc, xc)): (usize, (&mut [f32], &[f32]))| {
                     let ch = i % c;
                     let (w, b) = (&weights[ch * m * taps..(ch + 1) * m * taps], &bias[ch * m..(ch + 1) * m]);
                     kernel.run(xc, &geom, w, b, clamp, yc);
-                });
+                };
+                if crate::parallel::one_thread() {
+                    y.chunks_mut(m * oh * ow).zip(x.chunks(h * w)).enumerate().for_each(plane);
+                } else {
+                    y.par_chunks_mut(m * oh * ow).zip(x.par_chunks(h * w)).enumerate().for_each(plane);
+                }
             }
         }
         Ok(())

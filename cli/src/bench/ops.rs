@@ -4,7 +4,8 @@
 
 use receptive::{
     Activation, Bias, Conv2dBackwardDataPlan, Conv2dParams, Conv2dPlan, ConvAlgorithm, ConvTranspose2dParams,
-    ConvTranspose2dPlan, MatMut, MatRef, Pool2dParams, Pool2dPlan, PoolKind, conv2d_backward_weights, reference, sgemm,
+    ConvTranspose2dPlan, MatMut, MatRef, Pool2dParams, Pool2dPlan, PoolKind, conv2d_backward_weights_into, reference,
+    sgemm,
 };
 
 use super::check::{self, Check, FULL_CHECK_MACS, SAMPLES, fill};
@@ -419,8 +420,9 @@ impl Bench for ConvBackward {
         match &mut self.data {
             Some((plan, dx)) => plan.run(&self.dy, self.dy_shape, self.x_shape, dx).map_err(err),
             None => {
-                self.dw = conv2d_backward_weights(&self.x, self.x_shape, &self.dy, &self.p).map_err(err)?;
-                Ok(())
+                // Into a buffer kept across runs, as a training loop keeps its gradient.
+                self.dw.resize(self.p.weight_count(), 0.0);
+                conv2d_backward_weights_into(&self.x, self.x_shape, &self.dy, &self.p, &mut self.dw).map_err(err)
             }
         }
     }

@@ -37,31 +37,34 @@ impl Gemm {
     /// ([`CacheSizes::detect`]).
     ///
     /// The budget (Zen 5 per core: L1d 48 KiB, L2 1 MiB, L3 32 MiB shared):
-    /// * L1: the `MR x KC` A micropanel in a quarter of L1d (6x64 kernel:
-    ///   KC = 512, 12 KiB), beside the B step being loaded. The `KC x NR` B
+    /// * L1: the `MR x KC` A micropanel in 3/8 of L1d (6x64 kernel:
+    ///   KC = 768, 18 KiB), beside the B step being loaded. The `KC x NR` B
     ///   micropanel that loop 1 reuses is larger than L1 for NR = 64
-    ///   (128 KiB) and streams from L2: 256 bytes per k-step against 12
-    ///   cycles of FMAs, well under L2's 64 bytes per cycle. Measured on
-    ///   Zen 5 (6x64): KC 512 beat 384, 256 and 128 by 2-10% on every
-    ///   benchmark shape, since a longer KC also halves the C reloads;
-    /// * L2: the packed `MC x KC` block of A, reused by every B micropanel
-    ///   of a block: `MC * KC * 4` bytes in half of L2 (MC = 252);
+    ///   and streams from L2: 256 bytes per k-step against 12 cycles of
+    ///   FMAs, well under L2's 64 bytes per cycle. A longer KC means fewer
+    ///   C reloads and stores per FMA; measured single-thread on Zen 5
+    ///   (6x64, GFLOP/s, KC 512 -> 768 with MC from the L2 rule below):
+    ///   2048^3 228 -> 242, (64, 3136, 576) 219 -> 233, (128, 784, 1152)
+    ///   220 -> 223, (512, 49, 4608) 183 -> 187, the smaller squares equal
+    ///   (KC 1024 gained nothing more). KC 512 had beaten 384, 256 and 128;
+    /// * L2: the `MC x KC` block of A, reused by every B micropanel of a
+    ///   block: `MC * KC * 4` bytes in half of L2 (MC = 168);
     /// * L3: the packed `KC x NC` block of B, reused across the MC blocks:
     ///   `KC * NC * 4` bytes in a quarter of L3, which the cores share
-    ///   (NC = 4096).
+    ///   (NC = 2688).
     pub fn for_kernel(kernel: &'static MicroKernel) -> Gemm {
         let caches = CacheSizes::detect();
         let (mr, nr) = (kernel.mr, kernel.nr);
-        let kc = (caches.l1 / 4 / (mr * 4) / 16 * 16).clamp(128, 512);
+        let kc = (caches.l1 * 3 / 8 / (mr * 4) / 16 * 16).clamp(128, MAX_KC);
         let mc = (caches.l2 / 2 / (kc * 4) / mr * mr).clamp(mr, 4096 / mr * mr);
         let nc = (caches.l3 / 4 / (kc * 4) / nr * nr).clamp(nr, 8192 / nr * nr);
         Gemm { kernel, mc, kc, nc }
     }
 
     /// The length of each KC block of a reduction of `k`: equal blocks no
-    /// longer than KC (a multiple of 8 where KC allows), so `k = 576` runs
-    /// as 2 x 288 rather than 512 + 64, whose short second block would
-    /// reload and store C for little work.
+    /// longer than KC (a multiple of 8 where KC allows), so with KC 768
+    /// `k = 800` runs as 2 x 400 rather than 768 + 32, whose short second
+    /// block would reload and store C for little work.
     pub fn kc_block(&self, k: usize) -> usize {
         let blocks = k.div_ceil(self.kc).max(1);
         k.div_ceil(blocks).next_multiple_of(8).clamp(1, self.kc)
@@ -108,10 +111,17 @@ impl Gemm {
             return;
         }
         let (mr, nr) = (self.kernel.mr, self.kernel.nr);
+        // A k of 0 still runs one (empty) block so the epilogue applies.
+        let kc_blk = self.kc_block(k);
+        let k_blocks = k.div_ceil(kc_blk).max(1);
+        // MC is sized for a full KC block; shorter blocks (k = 1024 runs as
+        // 2 x 512) leave room in L2 for proportionally taller ones: 1024^3
+        // measured 1.5% faster with MC 252 than 168.
+        let mc = (self.mc * self.kc / kc_blk).clamp(self.mc, 4096).next_multiple_of(mr);
         // Even blocks no larger than MC / NC (in whole tiles), so a product
         // slightly over a block size does not end in a sliver.
         let even = |len: usize, block: usize, tile: usize| len.div_ceil(len.div_ceil(block)).div_ceil(tile) * tile;
-        let (mc_blk, nc_blk) = (even(m, self.mc, mr), even(n, self.nc, nr));
+        let (mc_blk, nc_blk) = (even(m, mc, mr), even(n, self.nc, nr));
         // Operands read in place instead of packed (see `Packing::Auto`).
         let (a_in_place, b_in_place) = match packing {
             Packing::Always => (None, None),
@@ -136,9 +146,6 @@ impl Gemm {
             let Workspace { a: abuf, b: bbuf } = &mut *ws;
             let c_ptr = c.as_mut_ptr();
             let (rs_c, cs_c) = (c.row_stride(), c.col_stride());
-            // A k of 0 still runs one (empty) block so the epilogue applies.
-            let kc_blk = self.kc_block(k);
-            let k_blocks = k.div_ceil(kc_blk).max(1);
             // Loop 5: NC-wide column blocks of B and C.
             for jc in (0..n).step_by(nc_blk) {
                 let nc = nc_blk.min(n - jc);
@@ -250,6 +257,9 @@ impl Gemm {
         });
     }
 }
+
+/// The longest KC block (see [`Gemm::for_kernel`]).
+const MAX_KC: usize = 768;
 
 /// A row-major A is always read in place: packing it is a transposing
 /// copy, and reading its rows with broadcasts from L2 measured faster at
@@ -453,8 +463,8 @@ mod tests {
             // As few blocks as KC allows, and never a block of nothing.
             assert_eq!(k.div_ceil(kc), k.div_ceil(g.kc), "k={k}: block {kc}");
         }
-        if g.kc == 512 {
-            assert_eq!((g.kc_block(576), g.kc_block(1152), g.kc_block(2048)), (288, 384, 512));
+        if g.kc == 768 {
+            assert_eq!((g.kc_block(576), g.kc_block(1152), g.kc_block(2048)), (576, 576, 688));
         }
     }
 
@@ -464,7 +474,7 @@ mod tests {
             let g = Gemm::for_kernel(kernel);
             assert!(g.mc.is_multiple_of(kernel.mr) && g.mc > 0, "{}: MC {}", kernel.name, g.mc);
             assert!(g.nc.is_multiple_of(kernel.nr) && g.nc > 0, "{}: NC {}", kernel.name, g.nc);
-            assert!((128..=512).contains(&g.kc), "{}: KC {}", kernel.name, g.kc);
+            assert!((128..=MAX_KC).contains(&g.kc), "{}: KC {}", kernel.name, g.kc);
         }
     }
 }

@@ -298,12 +298,20 @@ macro_rules! kernel_shell {
             n: usize,
             t: &$crate::gemm::TileEpilogue,
         ) {
+            // A short row block (a few-pixel layer's last: 49 = 8 x 6 + 1)
+            // runs a tile a third or two thirds as tall, not all MR rows.
             // SAFETY: forwarded from the caller, who runs this only on a CPU
             // with these features (the registry's ISA check); a packed B
-            // panel has this stride.
+            // panel has this stride; a shorter tile reads fewer rows.
             unsafe {
                 let (a, b) = ($crate::gemm::GatheredA { rows, offsets }, $crate::gemm::StridedB { b, rs: $nr });
-                $crate::gemm::simd::body::<$simd, _, _, $mr, $nv, $nr>(kc, a, b, c, rs_c, cs_c, m, n, t)
+                if m <= $mr / 3 {
+                    $crate::gemm::simd::body::<$simd, _, _, { $mr / 3 }, $nv, $nr>(kc, a, b, c, rs_c, cs_c, m, n, t)
+                } else if m <= 2 * $mr / 3 {
+                    $crate::gemm::simd::body::<$simd, _, _, { 2 * $mr / 3 }, $nv, $nr>(kc, a, b, c, rs_c, cs_c, m, n, t)
+                } else {
+                    $crate::gemm::simd::body::<$simd, _, _, $mr, $nv, $nr>(kc, a, b, c, rs_c, cs_c, m, n, t)
+                }
             }
         }
     };

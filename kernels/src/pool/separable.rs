@@ -31,8 +31,15 @@ macro_rules! each_vector {
     }};
 }
 
-/// Output rows per band.
-const BAND: usize = 8;
+/// Row buffers of a band hold about this many floats (32 KiB, in L1).
+const BAND_FLOATS: usize = 8192;
+
+/// Output rows per band when each takes `per_row` buffer floats after the
+/// first `first` ones: as many as fit [`BAND_FLOATS`], 8 to 32. Long bands
+/// keep a row's buffer stores well before its loads (see the module notes).
+fn band_rows(per_row: usize, first: usize) -> usize {
+    (BAND_FLOATS.saturating_sub(first) / per_row.max(1)).clamp(8, 32)
+}
 
 /// Row buffers, 64-byte aligned, zeroed.
 type Rows = AVec<f32, ConstAlign<64>>;
@@ -91,7 +98,8 @@ pub(crate) unsafe fn avg_planes<S: Simd, const SW: usize, const KW: usize>(
     // A vector of windows from output column ox0 <= max(ow, LANES) - LANES
     // reads below ox0*sw + kw + 2*LANES (pair loads read 2*LANES).
     let pitch = (ow.max(l) * sw + kw + 2 * l).max(pl + w).next_multiple_of(16);
-    let mut buf = rows(BAND * pitch);
+    let band_len = band_rows(pitch, 0);
+    let mut buf = rows(band_len * pitch);
     let mut tail = [0.0f32; 16];
     // SAFETY: as in `max_planes` (no dilation); the row tap table keeps the
     // summed rows inside the plane, and the buffer is sized above.
@@ -99,8 +107,8 @@ pub(crate) unsafe fn avg_planes<S: Simd, const SW: usize, const KW: usize>(
         let buf = buf.as_mut_ptr();
         for p in 0..planes {
             let xp = x.add(p * h * w);
-            for oy0 in (0..oh).step_by(BAND) {
-                let band = BAND.min(oh - oy0);
+            for oy0 in (0..oh).step_by(band_len) {
+                let band = band_len.min(oh - oy0);
                 for i in 0..band {
                     let (ky0, ky1) = win.rows[oy0 + i];
                     let r = xp.add(((oy0 + i) * sh + ky0 - pt) * w);
@@ -170,30 +178,43 @@ unsafe fn avg_planes_flat<S: Simd, const KW: usize>(
     let (n, l) = (oh * w, S::LANES);
     let (fa, fb) = full_rows(win);
     // Output j's column sum sits at v[j], 64-byte aligned from v = vbuf +
-    // 16 >= pl, zeros around as far as a vector of windows reads.
-    let mut vbuf = rows(16 + n + kw + l);
+    // 16 >= pl (or that + stride), zeros around as far as a vector of
+    // windows reads.
+    // Two buffers (see below), each `stride` floats.
+    let stride = (16 + n + kw + l).next_multiple_of(16);
+    let mut vbuf = rows(2 * stride);
     let masks: Vec<*const f32> = flat.masks.iter().map(|m| m.as_ptr()).collect();
     // SAFETY: the row tap table keeps the summed rows inside the plane; a
     // vector of windows from j <= n - LANES reads v[j - pl .. j + LANES + kw - 1 - pl],
     // inside the buffer, and masks and reciprocals at [j, j + LANES).
     unsafe {
-        let v = vbuf.as_mut_ptr().add(16);
-        for p in 0..planes {
-            let (xp, yp) = (x.add(p * h * w), y.add(p * n));
-            // The column sums of rows fa..fb: one run over rows fa - pt + k.
-            if fb > fa {
-                let (src, out) = (xp.add((fa - pt) * w), v.add(fa * w));
-                match kh {
-                    2 => sum_run::<S, 2>(src, w, kh, out, (fb - fa) * w),
-                    3 => sum_run::<S, 3>(src, w, kh, out, (fb - fa) * w),
-                    _ => sum_run::<S, 0>(src, w, kh, out, (fb - fa) * w),
+        // Plane p's column sums go to buffer p % 2 and are read back after
+        // plane p + 1's are written: by then the stores have left the store
+        // buffer, so the unaligned loads of the window sums (each spans two
+        // stores) do not wait for them.
+        let vs = [vbuf.as_mut_ptr().add(16), vbuf.as_mut_ptr().add(16 + stride)];
+        for p in 0..=planes {
+            if p < planes {
+                let (xp, v) = (x.add(p * h * w), vs[p % 2]);
+                // The column sums of rows fa..fb: one run over rows fa - pt + k.
+                if fb > fa {
+                    let (src, out) = (xp.add((fa - pt) * w), v.add(fa * w));
+                    match kh {
+                        2 => sum_run::<S, 2>(src, w, kh, out, (fb - fa) * w),
+                        3 => sum_run::<S, 3>(src, w, kh, out, (fb - fa) * w),
+                        _ => sum_run::<S, 0>(src, w, kh, out, (fb - fa) * w),
+                    }
+                }
+                for oy in (0..fa).chain(fb..oh) {
+                    let (ky0, ky1) = win.rows[oy];
+                    sum_run::<S, 0>(xp.add((oy + ky0 - pt) * w), w, ky1 - ky0, v.add(oy * w), w);
                 }
             }
-            for oy in (0..fa).chain(fb..oh) {
-                let (ky0, ky1) = win.rows[oy];
-                sum_run::<S, 0>(xp.add((oy + ky0 - pt) * w), w, ky1 - ky0, v.add(oy * w), w);
+            if p == 0 {
+                continue;
             }
-            let (v, recip) = (v.sub(pl), flat.recip.as_ptr());
+            let yp = y.add((p - 1) * n);
+            let (v, recip) = (vs[(p - 1) % 2].sub(pl), flat.recip.as_ptr());
             each_vector!(j < n, l, {
                 let mut s = S::load(v.add(j + pl));
                 for kx in 0..kw {
@@ -261,22 +282,23 @@ pub(crate) unsafe fn max_planes<S: Simd, const SW: usize, const KW: usize>(
     let l = S::LANES;
     let pitch = ow.max(l).next_multiple_of(16);
     // The input rows of a band of output rows.
-    let mut buf = rows(((BAND - 1) * sh + kh) * pitch);
+    let band_len = band_rows(sh * pitch, kh * pitch);
+    let mut buf = rows(((band_len - 1) * sh + kh) * pitch);
     // SAFETY: as in `max_planes`: border taps come from the column tap table,
     // interior windows lie inside their row; buffer rows hold `pitch >= ow`
-    // floats, and a band's rows are at most (BAND-1)*sh + kh.
+    // floats, and a band's rows are at most (band_len-1)*sh + kh.
     unsafe {
         let steps = S::lane_steps(sw);
         let buf = buf.as_mut_ptr();
         for p in 0..planes {
             let xp = x.add(p * h * w);
-            for oy0 in (0..oh).step_by(BAND) {
-                let band = BAND.min(oh - oy0);
+            for oy0 in (0..oh).step_by(band_len) {
+                let band = band_len.min(oh - oy0);
                 let first = oy0 * sh + win.rows[oy0].0 - pt;
                 let last = (oy0 + band - 1) * sh + win.rows[oy0 + band - 1].1 - pt;
                 for iy in first..last {
                     let (r, out) = (xp.add(iy * w), buf.add((iy - first) * pitch));
-                    for ox in (0..win.lo).chain(win.hi..ow) {
+                    let border = |ox: usize| {
                         let (kx0, kx1) = win.cols[ox];
                         let mut best = *r.add(ox * sw + kx0 * dw - pl);
                         for kx in kx0 + 1..kx1 {
@@ -284,6 +306,12 @@ pub(crate) unsafe fn max_planes<S: Simd, const SW: usize, const KW: usize>(
                             best = if (v > best) | v.is_nan() { v } else { best };
                         }
                         *out.add(ox) = best;
+                    };
+                    for ox in 0..win.lo {
+                        border(ox);
+                    }
+                    for ox in win.hi..ow {
+                        border(ox);
                     }
                     // The interior is empty or at least LANES wide.
                     if win.lo < win.hi {
@@ -312,15 +340,34 @@ pub(crate) unsafe fn max_planes<S: Simd, const SW: usize, const KW: usize>(
                         }
                         continue;
                     }
-                    each_vector!(c < ow, l, {
-                        let mut best = S::load(top.add(c));
-                        for k in 1..n {
-                            best = S::max_nan(best, S::load(top.add(k * pitch + c)));
-                        }
-                        S::store(yrow.add(c), best);
-                    });
+                    match n {
+                        2 => max_down::<S, 2>(top, pitch, n, yrow, ow),
+                        3 => max_down::<S, 3>(top, pitch, n, yrow, ow),
+                        _ => max_down::<S, 0>(top, pitch, n, yrow, ow),
+                    }
                 }
             }
         }
+    }
+}
+
+/// Each output column's maximum down `N` buffer rows (`n` when `N` is 0)
+/// from `top`, `pitch` floats apart, in row order, into `out[0..ow]`
+/// (`ow >= LANES`).
+///
+/// # Safety
+/// The rows' `[0, ow)` are readable, `out[0..ow]` writable.
+#[inline(always)]
+unsafe fn max_down<S: Simd, const N: usize>(top: *const f32, pitch: usize, n: usize, out: *mut f32, ow: usize) {
+    let n = if N > 0 { N } else { n };
+    // SAFETY: every vector lies below ow in a row or in `out`.
+    unsafe {
+        each_vector!(c < ow, S::LANES, {
+            let mut best = S::load(top.add(c));
+            for k in 1..n {
+                best = S::max_nan(best, S::load(top.add(k * pitch + c)));
+            }
+            S::store(out.add(c), best);
+        });
     }
 }
