@@ -39,7 +39,8 @@ use source::{Bordered, InPlace, Rows, Tap, in_place};
 pub struct Depthwise {
     name: &'static str,
     isa: Isa,
-    func: BodyFn,
+    /// The body for a geometry, compiled for the ISA.
+    select: fn(&Geometry) -> BodyFn,
 }
 
 /// # Safety
@@ -48,12 +49,12 @@ type BodyFn = unsafe fn(&mut Job<'_>);
 
 static KERNELS: &[Depthwise] = &[
     #[cfg(target_arch = "x86_64")]
-    Depthwise { name: "depthwise_avx512", isa: Isa::Avx512, func: shell_avx512 },
+    Depthwise { name: "depthwise_avx512", isa: Isa::Avx512, select: select::<simd::Avx512> },
     #[cfg(target_arch = "x86_64")]
-    Depthwise { name: "depthwise_avx2", isa: Isa::Avx2, func: shell_avx2 },
+    Depthwise { name: "depthwise_avx2", isa: Isa::Avx2, select: select::<simd::Avx2> },
     #[cfg(target_arch = "aarch64")]
-    Depthwise { name: "depthwise_neon", isa: Isa::Neon, func: shell_neon },
-    Depthwise { name: "depthwise_scalar", isa: Isa::Scalar, func: shell_scalar },
+    Depthwise { name: "depthwise_neon", isa: Isa::Neon, select: select::<simd::Neon> },
+    Depthwise { name: "depthwise_scalar", isa: Isa::Scalar, select: select::<Scalar> },
 ];
 
 impl Depthwise {
@@ -108,7 +109,7 @@ impl Depthwise {
             job.check();
             // SAFETY: `for_isa` only hands out kernels this CPU supports, and
             // `check` passed.
-            unsafe { (self.func)(&mut job) };
+            unsafe { (self.select)(g)(&mut job) };
             return;
         }
         SCRATCH.with(|s| {
@@ -132,7 +133,7 @@ impl Depthwise {
             job.check();
             // SAFETY: `for_isa` only hands out kernels this CPU supports, and
             // `check` passed.
-            unsafe { (self.func)(&mut job) }
+            unsafe { (self.select)(g)(&mut job) }
         });
     }
 }
@@ -348,41 +349,38 @@ unsafe fn feed<V: Simd, const U: usize>(acc: &mut [V; U], v: &[V; U], w: f32) {
     }
 }
 
-/// One output plane's strips for an `FH`-row filter with row stride `SY`
-/// and unit row dilation, their vectors from `src(ox, vectors)`: strips
-/// as wide as the registers allow (`NS` = ceil(FH/SY) sets of
-/// accumulators and `SY` loaded vectors per strip vector, as the in-place
-/// source's pairs need with `SY == 2`, with four to spare).
+/// Every output plane's strips for an `FH`-row filter with row stride
+/// `SY` and unit row dilation, their vectors from source `R`: strips as
+/// wide as the registers allow (`NS` = ceil(FH/SY) sets of accumulators
+/// and `SY` loaded vectors per strip vector, as the in-place source's
+/// pairs need with `SY == 2`, with four to spare).
 ///
 /// # Safety
 /// The CPU supports `V`'s ISA, `job.check()` passed, `g.fh == FH <= 7`,
-/// `g.stride[0] == SY`, `NS * SY <= 8`, the row dilation is 1, and the
-/// sources reach every tap of their strips.
+/// `g.stride[0] == SY`, `NS * SY <= 8`, the row dilation is 1, and `R`
+/// reaches every tap of its strips.
 #[inline(always)]
-unsafe fn strips<V: Simd, const FH: usize, const SY: usize, R: Rows<V>>(
-    job: &Job<'_>,
-    src: impl Fn(usize, usize) -> R,
-    wj: &[f32],
-    b: f32,
-    out: &mut [f32],
-) {
+unsafe fn strips<'a, V: Simd, const FH: usize, const SY: usize, R: Rows<'a, V>>(job: &'a Job<'a>, y: &mut [f32]) {
     let (g, l) = (&job.g, V::LANES);
+    let taps = g.fh * g.fw;
     let wide = ((V::REGS - 4) / (FH.div_ceil(SY) + SY)).clamp(1, 4);
-    let mut ox = 0;
-    while ox < g.ow {
-        let vectors = (g.ow - ox).div_ceil(l).min(wide);
-        let src = src(ox, vectors);
-        // SAFETY: ox + vectors*LANES is the width rounded up to whole
-        // vectors at most; the rest is the caller's contract.
-        unsafe {
-            match vectors {
-                4 => strip_rows::<V, FH, SY, 4, R>(job, &src, wj, b, ox, out),
-                3 => strip_rows::<V, FH, SY, 3, R>(job, &src, wj, b, ox, out),
-                2 => strip_rows::<V, FH, SY, 2, R>(job, &src, wj, b, ox, out),
-                _ => strip_rows::<V, FH, SY, 1, R>(job, &src, wj, b, ox, out),
+    for ((wj, &b), out) in job.w.chunks_exact(taps).zip(job.bias).zip(y.chunks_exact_mut(g.oh * g.ow)) {
+        let mut ox = 0;
+        while ox < g.ow {
+            let vectors = (g.ow - ox).div_ceil(l).min(wide);
+            // SAFETY: ox + vectors*LANES is the width rounded up to whole
+            // vectors at most; the rest is the caller's contract.
+            unsafe {
+                let src = R::new(job, ox, vectors);
+                match vectors {
+                    4 => strip_rows::<V, FH, SY, 4, R>(job, &src, wj, b, ox, out),
+                    3 => strip_rows::<V, FH, SY, 3, R>(job, &src, wj, b, ox, out),
+                    2 => strip_rows::<V, FH, SY, 2, R>(job, &src, wj, b, ox, out),
+                    _ => strip_rows::<V, FH, SY, 1, R>(job, &src, wj, b, ox, out),
+                }
             }
+            ox += vectors * l;
         }
-        ox += vectors * l;
     }
 }
 
@@ -393,12 +391,13 @@ unsafe fn strips<V: Simd, const FH: usize, const SY: usize, R: Rows<V>>(
 /// load. `NS` sets of accumulators take turns as the output rows (set
 /// `o % NS` holds output row o); the walk is unrolled by the period
 /// `P = NS * SY` so the turns are fixed registers. Padding rows add nothing
-/// and are skipped.
+/// and are skipped; so are the rows of the last period past the end (one
+/// copy of the period, not a second one for the remainder).
 ///
 /// # Safety
 /// As for [`strips`], and `ox + U*LANES <= OW` rounded up to whole vectors.
 #[inline(always)]
-unsafe fn strip_rows<V: Simd, const FH: usize, const SY: usize, const U: usize, R: Rows<V>>(
+unsafe fn strip_rows<'a, V: Simd, const FH: usize, const SY: usize, const U: usize, R: Rows<'a, V>>(
     job: &Job<'_>,
     src: &R,
     wj: &[f32],
@@ -414,10 +413,10 @@ unsafe fn strip_rows<V: Simd, const FH: usize, const SY: usize, const U: usize, 
     // Output row OH-1 is complete after padded row (OH-1)*SY + FH-1.
     let rows = (job.g.oh - 1) * SY + FH;
     let mut i = 0;
-    // SAFETY (the calls): forwarded from the caller; row i < rows and
-    // i % period is the step's S.
+    // SAFETY (the calls): forwarded from the caller; i % period is the
+    // step's S.
     unsafe {
-        while i + period <= rows {
+        while i < rows {
             row_step::<V, FH, SY, U, 0, R>(job, src, wj, bv, &mut acc, i, ox, out);
             row_step::<V, FH, SY, U, 1, R>(job, src, wj, bv, &mut acc, i + 1, ox, out);
             row_step::<V, FH, SY, U, 2, R>(job, src, wj, bv, &mut acc, i + 2, ox, out);
@@ -438,28 +437,6 @@ unsafe fn strip_rows<V: Simd, const FH: usize, const SY: usize, const U: usize, 
             }
             i += period;
         }
-        // Fewer than `period` rows are left.
-        if i < rows {
-            row_step::<V, FH, SY, U, 0, R>(job, src, wj, bv, &mut acc, i, ox, out);
-        }
-        if i + 1 < rows {
-            row_step::<V, FH, SY, U, 1, R>(job, src, wj, bv, &mut acc, i + 1, ox, out);
-        }
-        if period > 3 && i + 2 < rows {
-            row_step::<V, FH, SY, U, 2, R>(job, src, wj, bv, &mut acc, i + 2, ox, out);
-        }
-        if period > 4 && i + 3 < rows {
-            row_step::<V, FH, SY, U, 3, R>(job, src, wj, bv, &mut acc, i + 3, ox, out);
-        }
-        if period > 5 && i + 4 < rows {
-            row_step::<V, FH, SY, U, 4, R>(job, src, wj, bv, &mut acc, i + 4, ox, out);
-        }
-        if period > 6 && i + 5 < rows {
-            row_step::<V, FH, SY, U, 5, R>(job, src, wj, bv, &mut acc, i + 5, ox, out);
-        }
-        if period > 7 && i + 6 < rows {
-            row_step::<V, FH, SY, U, 6, R>(job, src, wj, bv, &mut acc, i + 6, ox, out);
-        }
     }
 }
 
@@ -468,13 +445,14 @@ unsafe fn strip_rows<V: Simd, const FH: usize, const SY: usize, const U: usize, 
 /// `((i - k) / SY) % NS`; once filter row FH-1 has been added, that output
 /// row is complete: stored if it exists, and its set restarted from the
 /// bias (for output row o + NS, whose first input row comes later since
-/// NS * SY >= FH).
+/// NS * SY >= FH). Rows past the input add nothing, and rows past the last
+/// output's store nothing.
 ///
 /// # Safety
-/// As for [`strip_rows`], `i < (OH-1)*SY + FH`, `i % P == S < P`.
+/// As for [`strip_rows`], `i % P == S < P`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn row_step<V: Simd, const FH: usize, const SY: usize, const U: usize, const S: usize, R: Rows<V>>(
+unsafe fn row_step<'a, V: Simd, const FH: usize, const SY: usize, const U: usize, const S: usize, R: Rows<'a, V>>(
     job: &Job<'_>,
     src: &R,
     wj: &[f32],
@@ -490,9 +468,9 @@ unsafe fn row_step<V: Simd, const FH: usize, const SY: usize, const U: usize, co
         unsafe { src.taps::<U>(i, &mut Feed::<V, FH, SY, U, S> { acc: &mut *acc, wj, fw: g.fw }) };
     }
     if let Some(t) = set::<FH, SY, S>(FH - 1) {
-        if i + 1 >= FH {
-            // SAFETY: output row (i + 1 - FH) / SY < OH; the ISA is
-            // supported.
+        // Output row (i + 1 - FH) / SY is complete (SY divides i + 1 - FH).
+        if i + 1 >= FH && (i + 1 - FH) / SY < g.oh {
+            // SAFETY: the ISA is supported.
             unsafe { store_row::<V, U>(job, &acc[t], (i + 1 - FH) / SY, ox, out) };
         }
         acc[t] = bv;
@@ -700,60 +678,18 @@ unsafe fn body3x3<V: Simd>(job: &mut Job<'_>) {
     }
 }
 
-/// The generic body: row strides 1 and 2 with unit row dilation and 3, 5
-/// or 7 filter rows in strips down the plane ([`strip_rows`]), anything else in blocks
-/// of four rows (then single rows) by up to four vectors (two where the
-/// ISA has 16 registers).
+/// Blocks of four output rows (then single rows) by up to four vectors
+/// (two where the ISA has 16 registers), for any geometry.
 ///
 /// # Safety
-/// The CPU supports `V`'s ISA and `job.check()` passed.
+/// The CPU supports `V`'s ISA and `job.check()` passed, with the input
+/// already copied into the bordered plane.
 #[inline(always)]
-unsafe fn body<V: Simd>(job: &mut Job<'_>) {
-    let g = job.g;
-    let (l, taps, plane) = (V::LANES, g.fh * g.fw, g.oh * g.ow);
+unsafe fn blocks<V: Simd>(job: &Job<'_>, y: &mut [f32]) {
+    let g = &job.g;
+    let (l, taps) = (V::LANES, g.fh * g.fw);
     let wide = if V::REGS >= 32 { 4 } else { 2 };
-    // Row strides 1 and 2 with unit row dilation and 3, 5 or 7 filter rows
-    // walk the rows once in strips.
-    let rolling = matches!(g.stride[0], 1 | 2) && g.dilation[0] == 1 && matches!(g.fh, 3 | 5 | 7);
-    let mut y = std::mem::take(&mut job.y);
-    let job = &*job;
-    for (j, &b) in job.bias.iter().enumerate() {
-        let wj = &job.w[j * taps..(j + 1) * taps];
-        let (yj, rest) = y.split_at_mut(plane);
-        y = rest;
-        if in_place(&g) {
-            // SAFETY: the geometry is as `in_place` admits, which the
-            // sources read within the plane; the rest is the caller's
-            // contract.
-            unsafe {
-                match (g.fh, g.stride[0]) {
-                    (3, 1) => strips::<V, 3, 1, _>(job, |ox, n| InPlace::<V, 3, 1>::new(job, ox, n), wj, b, yj),
-                    (5, 1) => strips::<V, 5, 1, _>(job, |ox, n| InPlace::<V, 5, 1>::new(job, ox, n), wj, b, yj),
-                    (7, 1) => strips::<V, 7, 1, _>(job, |ox, n| InPlace::<V, 7, 1>::new(job, ox, n), wj, b, yj),
-                    (3, 2) => strips::<V, 3, 2, _>(job, |ox, n| InPlace::<V, 3, 2>::new(job, ox, n), wj, b, yj),
-                    (5, 2) => strips::<V, 5, 2, _>(job, |ox, n| InPlace::<V, 5, 2>::new(job, ox, n), wj, b, yj),
-                    _ => strips::<V, 7, 2, _>(job, |ox, n| InPlace::<V, 7, 2>::new(job, ox, n), wj, b, yj),
-                }
-            }
-            continue;
-        }
-        if rolling {
-            let src = |ox, _| Bordered { job, ox };
-            // SAFETY: FH, SY and the row dilation are as matched, and the
-            // bordered plane reaches every tap; the rest is the caller's
-            // contract.
-            unsafe {
-                match (g.fh, g.stride[0]) {
-                    (3, 1) => strips::<V, 3, 1, _>(job, src, wj, b, yj),
-                    (5, 1) => strips::<V, 5, 1, _>(job, src, wj, b, yj),
-                    (7, 1) => strips::<V, 7, 1, _>(job, src, wj, b, yj),
-                    (3, 2) => strips::<V, 3, 2, _>(job, src, wj, b, yj),
-                    (5, 2) => strips::<V, 5, 2, _>(job, src, wj, b, yj),
-                    _ => strips::<V, 7, 2, _>(job, src, wj, b, yj),
-                }
-            }
-            continue;
-        }
+    for ((wj, &b), out) in job.w.chunks_exact(taps).zip(job.bias).zip(y.chunks_exact_mut(g.oh * g.ow)) {
         let mut oy = 0;
         while oy < g.oh {
             let four = oy + 4 <= g.oh;
@@ -765,14 +701,14 @@ unsafe fn body<V: Simd>(job: &mut Job<'_>) {
                 // caller's contract.
                 unsafe {
                     match (four, vectors) {
-                        (true, 4) => block::<V, 4, 4>(job, wj, b, oy, ox, yj),
-                        (true, 3) => block::<V, 4, 3>(job, wj, b, oy, ox, yj),
-                        (true, 2) => block::<V, 4, 2>(job, wj, b, oy, ox, yj),
-                        (true, _) => block::<V, 4, 1>(job, wj, b, oy, ox, yj),
-                        (false, 4) => block::<V, 1, 4>(job, wj, b, oy, ox, yj),
-                        (false, 3) => block::<V, 1, 3>(job, wj, b, oy, ox, yj),
-                        (false, 2) => block::<V, 1, 2>(job, wj, b, oy, ox, yj),
-                        (false, _) => block::<V, 1, 1>(job, wj, b, oy, ox, yj),
+                        (true, 4) => block::<V, 4, 4>(job, wj, b, oy, ox, out),
+                        (true, 3) => block::<V, 4, 3>(job, wj, b, oy, ox, out),
+                        (true, 2) => block::<V, 4, 2>(job, wj, b, oy, ox, out),
+                        (true, _) => block::<V, 4, 1>(job, wj, b, oy, ox, out),
+                        (false, 4) => block::<V, 1, 4>(job, wj, b, oy, ox, out),
+                        (false, 3) => block::<V, 1, 3>(job, wj, b, oy, ox, out),
+                        (false, 2) => block::<V, 1, 2>(job, wj, b, oy, ox, out),
+                        (false, _) => block::<V, 1, 1>(job, wj, b, oy, ox, out),
                     }
                 }
                 ox += vectors * l;
@@ -782,24 +718,70 @@ unsafe fn body<V: Simd>(job: &mut Job<'_>) {
     }
 }
 
-/// Picks the 3x3 unit-stride body, or copies the plane into its border and
-/// runs the generic one.
-///
-/// # Safety
-/// As for [`body`].
-#[inline(always)]
-unsafe fn dispatch<V: Simd>(job: &mut Job<'_>) {
-    // SAFETY: forwarded from the caller (`body3x3` only on its geometry).
-    unsafe {
-        if old3x3() && (job.g.fh, job.g.fw, job.g.stride) == (3, 3, [1, 1]) && in_place(&job.g) {
-            body3x3::<V>(job)
-        } else if in_place(&job.g) {
-            body::<V>(job)
-        } else {
-            // Copied here, so the copy is compiled for the ISA too.
-            copy_interior(job.x, &job.g, job.pitch, job.padded);
-            body::<V>(job)
-        }
+/// One way to run a job, compiled once per ISA in that ISA's shell: each
+/// body is a function of its own, so no function holds every filter size,
+/// stride and source at once (which took the compiler a quarter of an
+/// hour).
+trait Body {
+    /// Runs the job.
+    ///
+    /// # Safety
+    /// The CPU supports `V`'s ISA, `job.check()` passed, and the geometry
+    /// is one [`select`] picks this body for.
+    unsafe fn run<V: Simd>(job: &mut Job<'_>);
+}
+
+/// [`strips`] reading the plane in place ([`InPlace`]): square `F`x`F`
+/// filters with stride `S` (as [`in_place`] admits).
+struct InPlaceStrips<const F: usize, const S: usize>;
+
+impl<const F: usize, const S: usize> Body for InPlaceStrips<F, S> {
+    #[inline(always)]
+    unsafe fn run<V: Simd>(job: &mut Job<'_>) {
+        let y = std::mem::take(&mut job.y);
+        // SAFETY: the geometry is as `in_place` admits, which `InPlace`
+        // reads within the plane; the rest is the caller's contract.
+        unsafe { strips::<V, F, S, InPlace<'_, V, F, S>>(job, y) }
+    }
+}
+
+/// [`strips`] over the bordered plane: `FH` filter rows with row stride
+/// `SY` and unit row dilation, any columns.
+struct BorderedStrips<const FH: usize, const SY: usize>;
+
+impl<const FH: usize, const SY: usize> Body for BorderedStrips<FH, SY> {
+    #[inline(always)]
+    unsafe fn run<V: Simd>(job: &mut Job<'_>) {
+        copy_interior(job.x, &job.g, job.pitch, job.padded);
+        let y = std::mem::take(&mut job.y);
+        // SAFETY: FH, SY and the row dilation are as `select` matched them,
+        // and the bordered plane reaches every tap; the rest is the
+        // caller's contract.
+        unsafe { strips::<V, FH, SY, Bordered<'_>>(job, y) }
+    }
+}
+
+/// [`blocks`] over the bordered plane: any geometry.
+struct Blocks;
+
+impl Body for Blocks {
+    #[inline(always)]
+    unsafe fn run<V: Simd>(job: &mut Job<'_>) {
+        copy_interior(job.x, &job.g, job.pitch, job.padded);
+        let y = std::mem::take(&mut job.y);
+        // SAFETY: the plane is copied; the rest is the caller's contract.
+        unsafe { blocks::<V>(job, y) }
+    }
+}
+
+/// The old 3x3 body, for an A/B (temporary).
+struct Old3x3;
+
+impl Body for Old3x3 {
+    #[inline(always)]
+    unsafe fn run<V: Simd>(job: &mut Job<'_>) {
+        // SAFETY: forwarded from the caller.
+        unsafe { body3x3::<V>(job) }
     }
 }
 
@@ -808,38 +790,94 @@ fn old3x3() -> bool {
     *OLD.get_or_init(|| std::env::var_os("DW_OLD3X3").is_some())
 }
 
-/// # Safety
-/// As for [`body`] (plain Rust: any CPU).
-unsafe fn shell_scalar(job: &mut Job<'_>) {
-    // SAFETY: forwarded from the caller.
-    unsafe { dispatch::<Scalar>(job) }
+/// An ISA's shell: [`Body`] `B` compiled with the ISA's target features.
+trait Shell: Simd {
+    /// `B`'s entry for this ISA.
+    fn shell<B: Body>() -> BodyFn;
 }
 
-/// # Safety
-/// As for [`body`]: the CPU has AVX2 and FMA.
+/// The body for geometry `g`, compiled for `V`'s ISA: square 3x3, 5x5 and
+/// 7x7 filters with strides 1 or 2 read the plane in place; other filters
+/// of 3, 5 or 7 rows with row stride 1 or 2 (and unit row dilation) run in
+/// strips over the bordered plane, anything else in blocks.
+fn select<V: Shell>(g: &Geometry) -> BodyFn {
+    if in_place(g) {
+        return match (g.fh, g.stride[0]) {
+            (3, 1) if old3x3() => V::shell::<Old3x3>(),
+            (3, 1) => V::shell::<InPlaceStrips<3, 1>>(),
+            (5, 1) => V::shell::<InPlaceStrips<5, 1>>(),
+            (7, 1) => V::shell::<InPlaceStrips<7, 1>>(),
+            (3, 2) => V::shell::<InPlaceStrips<3, 2>>(),
+            (5, 2) => V::shell::<InPlaceStrips<5, 2>>(),
+            _ => V::shell::<InPlaceStrips<7, 2>>(),
+        };
+    }
+    if g.dilation[0] != 1 {
+        return V::shell::<Blocks>();
+    }
+    match (g.fh, g.stride[0]) {
+        (3, 1) => V::shell::<BorderedStrips<3, 1>>(),
+        (5, 1) => V::shell::<BorderedStrips<5, 1>>(),
+        (7, 1) => V::shell::<BorderedStrips<7, 1>>(),
+        (3, 2) => V::shell::<BorderedStrips<3, 2>>(),
+        (5, 2) => V::shell::<BorderedStrips<5, 2>>(),
+        (7, 2) => V::shell::<BorderedStrips<7, 2>>(),
+        _ => V::shell::<Blocks>(),
+    }
+}
+
+impl Shell for Scalar {
+    fn shell<B: Body>() -> BodyFn {
+        /// # Safety
+        /// As for [`Body::run`] (plain Rust: any CPU).
+        unsafe fn shell<B: Body>(job: &mut Job<'_>) {
+            // SAFETY: forwarded from the caller.
+            unsafe { B::run::<Scalar>(job) }
+        }
+        shell::<B>
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn shell_avx2(job: &mut Job<'_>) {
-    // SAFETY: forwarded from the caller.
-    unsafe { dispatch::<simd::Avx2>(job) }
+impl Shell for simd::Avx2 {
+    fn shell<B: Body>() -> BodyFn {
+        /// # Safety
+        /// As for [`Body::run`]: the CPU has AVX2 and FMA.
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn shell<B: Body>(job: &mut Job<'_>) {
+            // SAFETY: forwarded from the caller.
+            unsafe { B::run::<simd::Avx2>(job) }
+        }
+        shell::<B>
+    }
 }
 
-/// # Safety
-/// As for [`body`]: the CPU has AVX-512F.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn shell_avx512(job: &mut Job<'_>) {
-    // SAFETY: forwarded from the caller.
-    unsafe { dispatch::<simd::Avx512>(job) }
+impl Shell for simd::Avx512 {
+    fn shell<B: Body>() -> BodyFn {
+        /// # Safety
+        /// As for [`Body::run`]: the CPU has AVX-512F.
+        #[target_feature(enable = "avx512f")]
+        unsafe fn shell<B: Body>(job: &mut Job<'_>) {
+            // SAFETY: forwarded from the caller.
+            unsafe { B::run::<simd::Avx512>(job) }
+        }
+        shell::<B>
+    }
 }
 
-/// # Safety
-/// As for [`body`]: the CPU has NEON.
 #[cfg(target_arch = "aarch64")]
-#[target_feature(enable = "neon")]
-unsafe fn shell_neon(job: &mut Job<'_>) {
-    // SAFETY: forwarded from the caller.
-    unsafe { dispatch::<simd::Neon>(job) }
+impl Shell for simd::Neon {
+    fn shell<B: Body>() -> BodyFn {
+        /// # Safety
+        /// As for [`Body::run`]: the CPU has NEON.
+        #[target_feature(enable = "neon")]
+        unsafe fn shell<B: Body>(job: &mut Job<'_>) {
+            // SAFETY: forwarded from the caller.
+            unsafe { B::run::<simd::Neon>(job) }
+        }
+        shell::<B>
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,14 @@ pub(super) trait Tap<V: Simd, const U: usize> {
 }
 
 /// The vectors of a strip, row by row.
-pub(super) trait Rows<V: Simd> {
+pub(super) trait Rows<'a, V: Simd>: Sized {
+    /// The source of a strip of `vectors <= 4` vectors from output column
+    /// `ox` of `job`'s plane.
+    ///
+    /// # Safety
+    /// The CPU supports `V`'s ISA.
+    unsafe fn new(job: &'a Job<'a>, ox: usize, vectors: usize) -> Self;
+
     /// Hands `f` the strip's `U <= 4` vectors of every column tap
     /// `fx < FW` of padded row `i`.
     ///
@@ -31,11 +38,16 @@ pub(super) trait Rows<V: Simd> {
 
 /// The bordered plane of `job`, strip starting at output column `ox`.
 pub(super) struct Bordered<'a> {
-    pub(super) job: &'a Job<'a>,
-    pub(super) ox: usize,
+    job: &'a Job<'a>,
+    ox: usize,
 }
 
-impl<V: Simd> Rows<V> for Bordered<'_> {
+impl<'a, V: Simd> Rows<'a, V> for Bordered<'a> {
+    #[inline(always)]
+    unsafe fn new(job: &'a Job<'a>, ox: usize, _: usize) -> Self {
+        Bordered { job, ox }
+    }
+
     #[inline(always)]
     unsafe fn taps<const U: usize>(&self, i: usize, f: &mut impl Tap<V, U>) {
         let (job, l) = (self.job, V::LANES);
@@ -87,7 +99,7 @@ pub(super) struct InPlace<'a, V: Simd, const F: usize, const S: usize> {
     masks: [[V::Mask; 8]; 4],
 }
 
-impl<'a, V: Simd, const F: usize, const S: usize> InPlace<'a, V, F, S> {
+impl<V: Simd, const F: usize, const S: usize> InPlace<'_, V, F, S> {
     /// Loads per vector and row: one per tap, or one pair per two taps.
     const SLOTS: usize = if S == 1 { F } else { F + 1 };
 
@@ -97,13 +109,22 @@ impl<'a, V: Simd, const F: usize, const S: usize> InPlace<'a, V, F, S> {
         if S == 1 { j } else { j / 2 * 2 + j % 2 * V::LANES }
     }
 
-    /// The source of a strip of `vectors <= 4` vectors from output column
-    /// `ox` of `job`'s plane.
+    /// Load `j` of vector `u`, at `p` + its column.
     ///
     /// # Safety
-    /// The CPU supports `V`'s ISA.
+    /// The CPU supports `V`'s ISA and `p` is the row's pointer at column
+    /// `c0`.
     #[inline(always)]
-    pub(super) unsafe fn new(job: &'a Job<'a>, ox: usize, vectors: usize) -> Self {
+    unsafe fn load(&self, p: *const f32, u: usize, j: usize) -> V {
+        // SAFETY: the mask admits only lanes whose columns lie in the row;
+        // the ISA is supported (caller's contract).
+        unsafe { V::load_masked(p.wrapping_add(S * u * V::LANES + Self::slot(j)), self.masks[u][j]) }
+    }
+}
+
+impl<'a, V: Simd, const F: usize, const S: usize> Rows<'a, V> for InPlace<'a, V, F, S> {
+    #[inline(always)]
+    unsafe fn new(job: &'a Job<'a>, ox: usize, vectors: usize) -> Self {
         let (g, l) = (&job.g, V::LANES);
         let c0 = (S * ox) as isize - g.pad_left as isize;
         let masks = std::array::from_fn(|u| {
@@ -121,23 +142,7 @@ impl<'a, V: Simd, const F: usize, const S: usize> InPlace<'a, V, F, S> {
         });
         InPlace { x: job.x, w: g.w, pad_top: g.pad_top, c0, masks }
     }
-}
 
-impl<V: Simd, const F: usize, const S: usize> InPlace<'_, V, F, S> {
-    /// Load `j` of vector `u`, at `p` + its column.
-    ///
-    /// # Safety
-    /// The CPU supports `V`'s ISA and `p` is the row's pointer at column
-    /// `c0`.
-    #[inline(always)]
-    unsafe fn load(&self, p: *const f32, u: usize, j: usize) -> V {
-        // SAFETY: the mask admits only lanes whose columns lie in the row;
-        // the ISA is supported (caller's contract).
-        unsafe { V::load_masked(p.wrapping_add(S * u * V::LANES + Self::slot(j)), self.masks[u][j]) }
-    }
-}
-
-impl<V: Simd, const F: usize, const S: usize> Rows<V> for InPlace<'_, V, F, S> {
     #[inline(always)]
     unsafe fn taps<const U: usize>(&self, i: usize, f: &mut impl Tap<V, U>) {
         let iy = i - self.pad_top;
