@@ -17,12 +17,16 @@
 //! column stride each row is stored split into its column phases, so a
 //! tap's columns for consecutive outputs are contiguous. The loops over the
 //! output then need no border cases and no gathers. Filters of 3, 5 or 7
-//! rows with row stride 1 or 2 (and unit row dilation) run in strips down
-//! the whole plane, each loaded vector feeding every output row it touches
-//! from accumulator sets that take fixed turns; any other geometry runs in
-//! blocks of four output rows by up to four vectors that walk the input
-//! rows they touch the same way. A row's last partial vector is a masked
-//! store.
+//! rows (at most 7 columns) with row stride 1 or 2 (and unit row dilation)
+//! run in strips down the whole plane, each loaded vector feeding every
+//! output row it touches from accumulator sets that take fixed turns; any
+//! other geometry runs in blocks of four output rows by up to four vectors
+//! that walk the input rows they touch the same way. A row's last partial
+//! vector is a masked store.
+//!
+//! Each of these bodies (per filter size, stride and source) is compiled
+//! as a function of its own inside each ISA's `#[target_feature]` shell
+//! ([`Body`], [`select`]).
 
 mod simd;
 mod source;
