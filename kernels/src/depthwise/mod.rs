@@ -26,7 +26,7 @@
 //!
 //! Each of these bodies (per filter size, stride and source) is compiled
 //! as a function of its own inside each ISA's `#[target_feature]` shell
-//! ([`Body`], [`select`]).
+//! (`Body`, `select`).
 
 mod simd;
 mod source;
