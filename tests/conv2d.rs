@@ -125,18 +125,21 @@ proptest! {
         }
     }
 
-    /// The depthwise kernel's 3x3 unit-stride body (strips of up to four
-    /// vectors, rolling rows), over widths spanning several strips.
+    /// The depthwise kernel's in-place strips (square 3x3, 5x5 and 7x7
+    /// filters with strides 1 or 2, masked loads for the padding columns
+    /// and the row ends), over widths spanning several strips and paddings
+    /// up to a filter's reach and past it.
     #[test]
-    fn depthwise_3x3_unit_stride_matches_reference(
+    fn depthwise_in_place_matches_reference(
         (c, m, n) in (2usize..=4, 1usize..=2, 1usize..=2),
-        (h, w) in (1usize..=9, 1usize..=80),
-        (pt, pb, pl, pr) in (0usize..=2, 0usize..=2, 0usize..=2, 0usize..=2),
+        (f, s) in (prop_oneof![Just(3usize), Just(5), Just(7)], 1usize..=2),
+        (h, w) in (1usize..=12, 1usize..=80),
+        (pt, pb, pl, pr) in (0usize..=4, 0usize..=4, 0usize..=4, 0usize..=4),
         with_bias in any::<bool>(),
         act in activation(),
         seed in 0u64..1000,
     ) {
-        let p = Conv2dParams::new(c, c * m, [3, 3]).groups(c).padding_with(Padding::new(pt, pb, pl, pr));
+        let p = Conv2dParams::new(c, c * m, [f, f]).groups(c).stride(s).padding_with(Padding::new(pt, pb, pl, pr));
         prop_assume!(p.output_shape([n, c, h, w]).is_ok());
         let path = run_and_check(&p, [n, c, h, w], with_bias, act, seed);
         prop_assert!(path.starts_with("depthwise"), "{}", path);

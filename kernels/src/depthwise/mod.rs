@@ -3,10 +3,13 @@
 //! per input channel). A GEMM would have a single row per group and waste
 //! the microkernel, so this kernel vectorizes along the output width.
 //!
-//! 3x3 filters with unit strides (MobileNet's) read the plane in place:
+//! Square 3x3, 5x5 and 7x7 filters with strides 1 or 2 and unit dilation
+//! (MobileNet's, EfficientNet's, ConvNeXt's) read the plane in place:
 //! strips of up to four vectors walk down the input rows once, each loaded
-//! row feeding the three output rows it touches; padding rows are skipped
-//! and padding columns are the zero lanes of masked loads.
+//! row feeding every output row it touches; padding rows are skipped and
+//! padding columns are the zero lanes of masked loads. With stride 2 a tap's
+//! columns are the even or odd lanes of a pair of loads
+//! (`source::InPlace`).
 //!
 //! Any other geometry first copies the input plane into a zero-bordered
 //! plane (per-thread scratch, reused), wide enough that every vector of
@@ -14,27 +17,34 @@
 //! column stride each row is stored split into its column phases, so a
 //! tap's columns for consecutive outputs are contiguous. The loops over the
 //! output then need no border cases and no gathers. Filters of 3, 5 or 7
-//! rows with row stride 1 or 2 (and unit row dilation) run in strips down
-//! the whole plane, each loaded vector feeding every output row it touches
-//! from accumulator sets that take fixed turns; any other geometry runs in
-//! blocks of four output rows by up to four vectors that walk the input
-//! rows they touch the same way. A row's last partial vector is a masked
-//! store.
+//! rows (at most 7 columns) with row stride 1 or 2 (and unit row dilation)
+//! run in strips down the whole plane, each loaded vector feeding every
+//! output row it touches from accumulator sets that take fixed turns; any
+//! other geometry runs in blocks of four output rows by up to four vectors
+//! that walk the input rows they touch the same way. A row's last partial
+//! vector is a masked store.
+//!
+//! Each of these bodies (per filter size, stride and source) is compiled
+//! as a function of its own inside each ISA's `#[target_feature]` shell
+//! (`Body`, `select`).
 
 mod simd;
+mod source;
 
 use std::cell::RefCell;
 
 use crate::im2col::{Geometry, copy_short};
 use crate::isa::Isa;
 use simd::{MAX_LANES, Scalar, Simd};
+use source::{Bordered, InPlace, Rows, Tap, in_place};
 
 /// A depthwise kernel for one ISA.
 #[derive(Debug)]
 pub struct Depthwise {
     name: &'static str,
     isa: Isa,
-    func: BodyFn,
+    /// The body for a geometry, compiled for the ISA.
+    select: fn(&Geometry) -> BodyFn,
 }
 
 /// # Safety
@@ -43,12 +53,12 @@ type BodyFn = unsafe fn(&mut Job<'_>);
 
 static KERNELS: &[Depthwise] = &[
     #[cfg(target_arch = "x86_64")]
-    Depthwise { name: "depthwise_avx512", isa: Isa::Avx512, func: shell_avx512 },
+    Depthwise { name: "depthwise_avx512", isa: Isa::Avx512, select: select::<simd::Avx512> },
     #[cfg(target_arch = "x86_64")]
-    Depthwise { name: "depthwise_avx2", isa: Isa::Avx2, func: shell_avx2 },
+    Depthwise { name: "depthwise_avx2", isa: Isa::Avx2, select: select::<simd::Avx2> },
     #[cfg(target_arch = "aarch64")]
-    Depthwise { name: "depthwise_neon", isa: Isa::Neon, func: shell_neon },
-    Depthwise { name: "depthwise_scalar", isa: Isa::Scalar, func: shell_scalar },
+    Depthwise { name: "depthwise_neon", isa: Isa::Neon, select: select::<simd::Neon> },
+    Depthwise { name: "depthwise_scalar", isa: Isa::Scalar, select: select::<Scalar> },
 ];
 
 impl Depthwise {
@@ -72,6 +82,9 @@ impl Depthwise {
     /// Floats of per-thread scratch one call on geometry `g` uses (the
     /// zero-bordered input plane).
     pub fn scratch_len(g: &Geometry) -> usize {
+        if in_place(g) {
+            return 0;
+        }
         let (rows, cols) = padded_dims(g);
         rows * cols + MAX_LANES
     }
@@ -94,13 +107,13 @@ impl Depthwise {
         if y.is_empty() {
             return;
         }
-        if is_unit_3x3(g) {
-            // The 3x3 body reads the plane itself, borders by masked loads.
+        if in_place(g) {
+            // These read the plane itself, borders by masked loads.
             let mut job = Job { x, padded: &mut [], pitch: 0, g: *g, w, bias, clamp, y };
             job.check();
             // SAFETY: `for_isa` only hands out kernels this CPU supports, and
             // `check` passed.
-            unsafe { (self.func)(&mut job) };
+            unsafe { (self.select)(g)(&mut job) };
             return;
         }
         SCRATCH.with(|s| {
@@ -124,15 +137,9 @@ impl Depthwise {
             job.check();
             // SAFETY: `for_isa` only hands out kernels this CPU supports, and
             // `check` passed.
-            unsafe { (self.func)(&mut job) }
+            unsafe { (self.select)(g)(&mut job) }
         });
     }
-}
-
-/// 3x3 filters with unit strides and dilations: the geometry of the
-/// strip body, which needs no bordered copy.
-fn is_unit_3x3(g: &Geometry) -> bool {
-    (g.fh, g.fw) == (3, 3) && g.stride == [1, 1] && g.dilation == [1, 1]
 }
 
 thread_local! {
@@ -209,8 +216,8 @@ fn copy_interior(x: &[f32], g: &Geometry, pitch: usize, dst: &mut [f32]) {
 struct Job<'a> {
     /// The input plane.
     x: &'a [f32],
-    /// The bordered plane, its border zero (empty for the 3x3 body, which
-    /// reads `x`); the body copies `x` into it.
+    /// The bordered plane, its border zero (empty for the in-place
+    /// bodies, which read `x`); the other bodies copy `x` into it.
     padded: &'a mut [f32],
     pitch: usize,
     g: Geometry,
@@ -225,7 +232,7 @@ impl Job<'_> {
     /// every tap of every (rounded-up) output vector.
     fn check(&self) {
         assert_eq!(self.x.len(), self.g.h * self.g.w, "input plane length");
-        if !is_unit_3x3(&self.g) {
+        if !in_place(&self.g) {
             let (rows, cols) = padded_dims(&self.g);
             assert!(self.pitch == cols && self.padded.len() == rows * cols, "bordered plane size");
         }
@@ -283,10 +290,15 @@ unsafe fn block<V: Simd, const R: usize, const U: usize>(
         let row = &job.padded[(top + ii) * job.pitch..(top + ii + 1) * job.pitch];
         let (mut ph, mut q) = (0, ox);
         for fx in 0..g.fw {
-            // SAFETY: `padded_dims` makes each phase segment reach every
-            // tap of every vector up to the width rounded to MAX_LANES (a
-            // multiple of LANES), which bounds these reads.
-            let v: [V; U] = std::array::from_fn(|u| unsafe { V::load(row.as_ptr().add(ph * seg + q + u * l)) });
+            // SAFETY: the ISA is supported (the splat only fills the array).
+            let mut v = [unsafe { V::splat(0.0) }; U];
+            // A loop, not a closure, so the loads are compiled with the ISA.
+            for (u, v) in v.iter_mut().enumerate() {
+                // SAFETY: `padded_dims` makes each phase segment reach every
+                // tap of every vector up to the width rounded to MAX_LANES (a
+                // multiple of LANES), which bounds these reads.
+                *v = unsafe { V::load(row.as_ptr().add(ph * seg + q + u * l)) };
+            }
             (ph, q) = (ph + ph_step, q + q_step);
             if ph >= sx {
                 (ph, q) = (ph - sx, q + 1);
@@ -298,22 +310,22 @@ unsafe fn block<V: Simd, const R: usize, const U: usize>(
             unsafe {
                 let w = |at: usize| *wj.get_unchecked(at + fx);
                 if let Some(fy) = wrows[0] {
-                    feed(&mut acc[0], &v, w(fy));
+                    feed(&mut acc[0], &v, V::splat(w(fy)));
                 }
                 if R > 1
                     && let Some(fy) = wrows[1]
                 {
-                    feed(&mut acc[1], &v, w(fy));
+                    feed(&mut acc[1], &v, V::splat(w(fy)));
                 }
                 if R > 2
                     && let Some(fy) = wrows[2]
                 {
-                    feed(&mut acc[2], &v, w(fy));
+                    feed(&mut acc[2], &v, V::splat(w(fy)));
                 }
                 if R > 3
                     && let Some(fy) = wrows[3]
                 {
-                    feed(&mut acc[3], &v, w(fy));
+                    feed(&mut acc[3], &v, V::splat(w(fy)));
                 }
             }
         }
@@ -329,10 +341,9 @@ unsafe fn block<V: Simd, const R: usize, const U: usize>(
 /// # Safety
 /// The CPU supports `V`'s ISA.
 #[inline(always)]
-unsafe fn feed<V: Simd, const U: usize>(acc: &mut [V; U], v: &[V; U], w: f32) {
+unsafe fn feed<V: Simd, const U: usize>(acc: &mut [V; U], v: &[V; U], w: V) {
     // SAFETY: the ISA is supported (caller's contract).
     unsafe {
-        let w = V::splat(w);
         acc[0] = V::mul_add(v[0], w, acc[0]);
         if U > 1 {
             acc[1] = V::mul_add(v[1], w, acc[1]);
@@ -347,49 +358,70 @@ unsafe fn feed<V: Simd, const U: usize>(acc: &mut [V; U], v: &[V; U], w: f32) {
 }
 
 /// Every output plane's strips for an `FH`-row filter with row stride
-/// `SY` and unit row dilation: strips as wide as the registers allow
-/// (`NS` = ceil(FH/SY) sets of accumulators and the loaded vectors, with
-/// four to spare).
+/// `SY` and unit row dilation, their vectors from source `R`: strips as
+/// wide as the registers allow (`NS` = ceil(FH/SY) sets of accumulators
+/// and `SY` loaded vectors per strip vector, as the in-place source's
+/// pairs need with `SY == 2`, with four to spare).
 ///
 /// # Safety
 /// The CPU supports `V`'s ISA, `job.check()` passed, `g.fh == FH <= 7`,
-/// `g.stride[0] == SY`, `NS * SY <= 8`, and the row dilation is 1.
+/// `g.stride[0] == SY`, `NS * SY <= 8`, the row dilation is 1, and `R`
+/// reaches every tap of its strips.
 #[inline(always)]
-unsafe fn strips<V: Simd, const FH: usize, const SY: usize>(job: &Job<'_>, wj: &[f32], b: f32, out: &mut [f32]) {
+unsafe fn strips<'a, V: Simd, const FH: usize, const SY: usize, R: Rows<'a, V>>(job: &'a Job<'a>, y: &mut [f32]) {
     let (g, l) = (&job.g, V::LANES);
-    let wide = ((V::REGS - 4) / (FH.div_ceil(SY) + 1)).clamp(1, 4);
-    let mut ox = 0;
-    while ox < g.ow {
-        let vectors = (g.ow - ox).div_ceil(l).min(wide);
-        // SAFETY: ox + vectors*LANES is the width rounded up to whole
-        // vectors at most; the rest is the caller's contract.
-        unsafe {
-            match vectors {
-                4 => strip_rows::<V, FH, SY, 4>(job, wj, b, ox, out),
-                3 => strip_rows::<V, FH, SY, 3>(job, wj, b, ox, out),
-                2 => strip_rows::<V, FH, SY, 2>(job, wj, b, ox, out),
-                _ => strip_rows::<V, FH, SY, 1>(job, wj, b, ox, out),
+    let taps = g.fh * g.fw;
+    let wide = ((V::REGS - 4) / (FH.div_ceil(SY) + SY)).clamp(1, 4);
+    // A constant where the source fixes it, so the broadcast taps of small
+    // filters can stay in registers (the array is optimized away where no
+    // strip holds them).
+    let fw = if R::FW > 0 { R::FW } else { g.fw };
+    for ((wj, &b), out) in job.w.chunks_exact(taps).zip(job.bias).zip(y.chunks_exact_mut(g.oh * g.ow)) {
+        // SAFETY: the ISA is supported (caller's contract); FH * fw <= 49.
+        let wv = unsafe {
+            let mut wv = [V::splat(0.0); 49];
+            for t in 0..FH * fw {
+                wv[t] = V::splat(wj[t]);
             }
+            wv
+        };
+        let mut ox = 0;
+        while ox < g.ow {
+            let vectors = (g.ow - ox).div_ceil(l).min(wide);
+            // SAFETY: ox + vectors*LANES is the width rounded up to whole
+            // vectors at most; the rest is the caller's contract.
+            unsafe {
+                let src = R::new(job, ox, vectors);
+                match vectors {
+                    4 => strip_rows::<V, FH, SY, 4, R>(job, &src, (wj, &wv), fw, b, ox, out),
+                    3 => strip_rows::<V, FH, SY, 3, R>(job, &src, (wj, &wv), fw, b, ox, out),
+                    2 => strip_rows::<V, FH, SY, 2, R>(job, &src, (wj, &wv), fw, b, ox, out),
+                    _ => strip_rows::<V, FH, SY, 1, R>(job, &src, (wj, &wv), fw, b, ox, out),
+                }
+            }
+            ox += vectors * l;
         }
-        ox += vectors * l;
     }
 }
 
 /// A strip of `U` vectors of one output plane, from output column `ox`
-/// down all rows, read from the bordered plane. It walks the padded rows
-/// once: each row's vectors are loaded once per column tap and feed every
-/// output row they touch (up to `NS` = ceil(FH/SY)), so a tap costs a
-/// fraction of a load. `NS` sets of accumulators take turns as the output
-/// rows (set `o % NS` holds output row o); the walk is unrolled by the
-/// period `P = NS * SY` so the turns are fixed registers. Padding rows add
-/// nothing and are skipped.
+/// down all rows, read from `src`. It walks the padded rows once: each
+/// row's vectors are loaded once per column tap and feed every output row
+/// they touch (up to `NS` = ceil(FH/SY)), so a tap costs a fraction of a
+/// load. `NS` sets of accumulators take turns as the output rows (set
+/// `o % NS` holds output row o); the walk is unrolled by the period
+/// `P = NS * SY` so the turns are fixed registers. Padding rows add nothing
+/// and are skipped; so are the rows of the last period past the end (one
+/// copy of the period, not a second one for the remainder).
 ///
 /// # Safety
 /// As for [`strips`], and `ox + U*LANES <= OW` rounded up to whole vectors.
 #[inline(always)]
-unsafe fn strip_rows<V: Simd, const FH: usize, const SY: usize, const U: usize>(
+unsafe fn strip_rows<'a, V: Simd, const FH: usize, const SY: usize, const U: usize, R: Rows<'a, V>>(
     job: &Job<'_>,
-    wj: &[f32],
+    src: &R,
+    w: (&[f32], &[V; 49]),
+    fw: usize,
     b: f32,
     ox: usize,
     out: &mut [f32],
@@ -402,51 +434,29 @@ unsafe fn strip_rows<V: Simd, const FH: usize, const SY: usize, const U: usize>(
     // Output row OH-1 is complete after padded row (OH-1)*SY + FH-1.
     let rows = (job.g.oh - 1) * SY + FH;
     let mut i = 0;
-    // SAFETY (the calls): forwarded from the caller; row i < rows and
-    // i % period is the step's S.
+    // SAFETY (the calls): forwarded from the caller; i % period is the
+    // step's S.
     unsafe {
-        while i + period <= rows {
-            row_step::<V, FH, SY, U, 0>(job, wj, bv, &mut acc, i, ox, out);
-            row_step::<V, FH, SY, U, 1>(job, wj, bv, &mut acc, i + 1, ox, out);
-            row_step::<V, FH, SY, U, 2>(job, wj, bv, &mut acc, i + 2, ox, out);
+        while i < rows {
+            row_step::<V, FH, SY, U, 0, R>(job, src, w, fw, bv, &mut acc, i, ox, out);
+            row_step::<V, FH, SY, U, 1, R>(job, src, w, fw, bv, &mut acc, i + 1, ox, out);
+            row_step::<V, FH, SY, U, 2, R>(job, src, w, fw, bv, &mut acc, i + 2, ox, out);
             if period > 3 {
-                row_step::<V, FH, SY, U, 3>(job, wj, bv, &mut acc, i + 3, ox, out);
+                row_step::<V, FH, SY, U, 3, R>(job, src, w, fw, bv, &mut acc, i + 3, ox, out);
             }
             if period > 4 {
-                row_step::<V, FH, SY, U, 4>(job, wj, bv, &mut acc, i + 4, ox, out);
+                row_step::<V, FH, SY, U, 4, R>(job, src, w, fw, bv, &mut acc, i + 4, ox, out);
             }
             if period > 5 {
-                row_step::<V, FH, SY, U, 5>(job, wj, bv, &mut acc, i + 5, ox, out);
+                row_step::<V, FH, SY, U, 5, R>(job, src, w, fw, bv, &mut acc, i + 5, ox, out);
             }
             if period > 6 {
-                row_step::<V, FH, SY, U, 6>(job, wj, bv, &mut acc, i + 6, ox, out);
+                row_step::<V, FH, SY, U, 6, R>(job, src, w, fw, bv, &mut acc, i + 6, ox, out);
             }
             if period > 7 {
-                row_step::<V, FH, SY, U, 7>(job, wj, bv, &mut acc, i + 7, ox, out);
+                row_step::<V, FH, SY, U, 7, R>(job, src, w, fw, bv, &mut acc, i + 7, ox, out);
             }
             i += period;
-        }
-        // Fewer than `period` rows are left.
-        if i < rows {
-            row_step::<V, FH, SY, U, 0>(job, wj, bv, &mut acc, i, ox, out);
-        }
-        if i + 1 < rows {
-            row_step::<V, FH, SY, U, 1>(job, wj, bv, &mut acc, i + 1, ox, out);
-        }
-        if period > 3 && i + 2 < rows {
-            row_step::<V, FH, SY, U, 2>(job, wj, bv, &mut acc, i + 2, ox, out);
-        }
-        if period > 4 && i + 3 < rows {
-            row_step::<V, FH, SY, U, 3>(job, wj, bv, &mut acc, i + 3, ox, out);
-        }
-        if period > 5 && i + 4 < rows {
-            row_step::<V, FH, SY, U, 4>(job, wj, bv, &mut acc, i + 4, ox, out);
-        }
-        if period > 6 && i + 5 < rows {
-            row_step::<V, FH, SY, U, 5>(job, wj, bv, &mut acc, i + 5, ox, out);
-        }
-        if period > 7 && i + 6 < rows {
-            row_step::<V, FH, SY, U, 6>(job, wj, bv, &mut acc, i + 6, ox, out);
         }
     }
 }
@@ -456,14 +466,18 @@ unsafe fn strip_rows<V: Simd, const FH: usize, const SY: usize, const U: usize>(
 /// `((i - k) / SY) % NS`; once filter row FH-1 has been added, that output
 /// row is complete: stored if it exists, and its set restarted from the
 /// bias (for output row o + NS, whose first input row comes later since
-/// NS * SY >= FH).
+/// NS * SY >= FH). Rows past the input add nothing, and rows past the last
+/// output's store nothing.
 ///
 /// # Safety
-/// As for [`strip_rows`], `i < (OH-1)*SY + FH`, `i % P == S < P`.
+/// As for [`strip_rows`], `i % P == S < P`.
 #[inline(always)]
-unsafe fn row_step<V: Simd, const FH: usize, const SY: usize, const U: usize, const S: usize>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn row_step<'a, V: Simd, const FH: usize, const SY: usize, const U: usize, const S: usize, R: Rows<'a, V>>(
     job: &Job<'_>,
-    wj: &[f32],
+    src: &R,
+    w: (&[f32], &[V; 49]),
+    fw: usize,
     bv: [V; U],
     acc: &mut [[V; U]; 8],
     i: usize,
@@ -471,152 +485,64 @@ unsafe fn row_step<V: Simd, const FH: usize, const SY: usize, const U: usize, co
     out: &mut [f32],
 ) {
     let g = &job.g;
-    let (sx, dx, l) = (g.stride[1], g.dilation[1], V::LANES);
-    let seg = job.pitch / sx;
-    let ns = FH.div_ceil(SY);
-    let period = ns * SY;
-    // Filter row k meets padded row i (i % P == S) in output row (i-k)/SY,
-    // if SY divides i - k: set ((S + P - k) / SY) % NS, a constant.
-    let set = |k: usize| (S + period - k).is_multiple_of(SY).then_some((S + period - k) / SY % ns);
     if (g.pad_top..g.pad_top + g.h).contains(&i) {
-        let row = &job.padded[i * job.pitch..(i + 1) * job.pitch];
-        let (ph_step, q_step) = (dx % sx, dx / sx);
-        let (mut ph, mut q) = (0, ox);
-        for fx in 0..g.fw {
-            // SAFETY: as in `block`, the phase segment reaches every tap of
-            // every vector up to the width rounded to MAX_LANES.
-            let v: [V; U] = std::array::from_fn(|u| unsafe { V::load(row.as_ptr().add(ph * seg + q + u * l)) });
-            (ph, q) = (ph + ph_step, q + q_step);
-            if ph >= sx {
-                (ph, q) = (ph - sx, q + 1);
-            }
-            // Written out per filter row with constant set indices (FH <= 7),
-            // so the accumulators stay in registers.
-            // SAFETY: k < FH and fx < FW index the filter; the ISA is
-            // supported.
-            unsafe {
-                let w = |k: usize| *wj.get_unchecked(k * g.fw + fx);
-                for k in [0, 1, 2, 3, 4, 5, 6] {
-                    if k < FH
-                        && let Some(t) = set(k)
-                    {
-                        feed(&mut acc[t], &v, w(k));
-                    }
-                }
-            }
-        }
+        // SAFETY: row i is an input row; the rest is the caller's contract.
+        unsafe { src.taps::<U>(i, &mut Feed::<V, FH, SY, U, S> { acc: &mut *acc, w, fw }) };
     }
-    if let Some(t) = set(FH - 1) {
-        if i + 1 >= FH {
-            // SAFETY: output row (i + 1 - FH) / SY < OH; the ISA is
-            // supported.
+    if let Some(t) = set::<FH, SY, S>(FH - 1) {
+        // Output row (i + 1 - FH) / SY is complete (SY divides i + 1 - FH).
+        if i + 1 >= FH && (i + 1 - FH) / SY < g.oh {
+            // SAFETY: the ISA is supported.
             unsafe { store_row::<V, U>(job, &acc[t], (i + 1 - FH) / SY, ox, out) };
         }
         acc[t] = bv;
     }
 }
 
-/// A strip of `U` vectors of one output plane, from output column `ox`
-/// down all rows, for a 3x3 filter with unit strides and dilations whose
-/// weights `wv` are already broadcast. It walks the input rows once: each
-/// input row vector is loaded once per column tap and feeds the three
-/// output rows it touches, so a tap costs a third of a load. Rows in the
-/// padding are skipped, and columns in it read as zero lanes of a masked
-/// load, so the plane is read in place. Three sets of accumulators take
-/// turns as the output rows; the loop is unrolled by three so the turns
-/// are fixed registers, not copies.
-///
-/// # Safety
-/// The CPU supports `V`'s ISA, `job.check()` passed, the geometry is 3x3
-/// with unit strides and dilations, and `ox < OW`.
+/// The accumulator set that filter row `k` adds padded row i into, where
+/// `i % P == S` (`P = NS * SY`, `NS` = ceil(FH/SY)): output row (i-k)/SY
+/// if SY divides i - k, held in set ((S + P - k) / SY) % NS, a constant.
 #[inline(always)]
-unsafe fn strip3x3<V: Simd, const U: usize>(job: &Job<'_>, wv: &[V; 9], b: V, ox: usize, out: &mut [f32]) {
-    let (g, l) = (&job.g, V::LANES);
-    // The lanes [lo, hi) of vector u at column tap fx that lie inside the
-    // input row; the vector's lane 0 is input column ox + u*l + fx - pad.
-    let lanes: [[(usize, usize); 3]; U] = std::array::from_fn(|u| {
-        std::array::from_fn(|fx| {
-            let c0 = (ox + u * l + fx) as isize - g.pad_left as isize;
-            let lo = (-c0).clamp(0, l as isize);
-            (lo as usize, (g.w as isize - c0).clamp(lo, l as isize) as usize)
-        })
-    });
-    let (mut s0, mut s1, mut s2) = ([b; U], [b; U], [b; U]);
-    let rows = g.oh + 2;
-    // Padded row i is input row i - pad_top, if there is one.
-    let input_row = |i: usize| {
-        i.checked_sub(g.pad_top).filter(|&iy| iy < g.h).map(|iy| {
-            let row = &job.x[iy * g.w..(iy + 1) * g.w];
-            (row.as_ptr().wrapping_offset(ox as isize - g.pad_left as isize), row)
-        })
-    };
-    let mut i = 0;
-    // SAFETY (the calls): the lanes read lie inside the rows handed over;
-    // the rest is the caller's contract.
-    unsafe {
-        while i + 3 <= rows {
-            row3x3(job, wv, b, input_row(i), &lanes, i, ox, out, [&mut s0, &mut s2, &mut s1]);
-            row3x3(job, wv, b, input_row(i + 1), &lanes, i + 1, ox, out, [&mut s1, &mut s0, &mut s2]);
-            row3x3(job, wv, b, input_row(i + 2), &lanes, i + 2, ox, out, [&mut s2, &mut s1, &mut s0]);
-            i += 3;
-        }
-        if i < rows {
-            row3x3(job, wv, b, input_row(i), &lanes, i, ox, out, [&mut s0, &mut s2, &mut s1]);
-        }
-        if i + 1 < rows {
-            row3x3(job, wv, b, input_row(i + 1), &lanes, i + 1, ox, out, [&mut s1, &mut s0, &mut s2]);
-        }
-    }
+fn set<const FH: usize, const SY: usize, const S: usize>(k: usize) -> Option<usize> {
+    let ns = FH.div_ceil(SY);
+    let period = ns * SY;
+    if (S + period - k).is_multiple_of(SY) { Some((S + period - k) / SY % ns) } else { None }
 }
 
-/// One padded input row `i` of [`strip3x3`] (`src`: where the strip's
-/// lane 0 would be in it, and the row; `None` in the padding): adds filter
-/// row 0 to output row i (`acc[0]`), row 1 to output row i - 1 (`acc[1]`)
-/// and row 2 to output row i - 2 (`acc[2]`), which is then complete:
-/// stored, and restarted from the bias (as output row i + 1).
-///
-/// # Safety
-/// As for [`strip3x3`], `i < OH + 2`, and lanes `lanes[u][fx]` of the
-/// vector at `src.0 + u*LANES + fx` lie inside `src.1`.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn row3x3<V: Simd, const U: usize>(
-    job: &Job<'_>,
-    wv: &[V; 9],
-    b: V,
-    src: Option<(*const f32, &[f32])>,
-    lanes: &[[(usize, usize); 3]; U],
-    i: usize,
-    ox: usize,
-    out: &mut [f32],
-    acc: [&mut [V; U]; 3],
-) {
-    let [top, mid, low] = acc;
-    if let Some((src, _)) = src {
-        // Written out per vector with constant indices (U <= 4), so the
-        // accumulators stay in registers.
-        for fx in 0..3 {
-            for u in 0..4 {
-                if u < U {
-                    // SAFETY: lanes[u][fx] of this vector lie inside the row
-                    // (the caller's contract); the ISA is supported.
-                    unsafe {
-                        let (lo, hi) = lanes[u][fx];
-                        let p = src.wrapping_add(u * V::LANES + fx);
-                        let v = if lo == 0 && hi == V::LANES { V::load(p) } else { V::load_lanes(p, lo, hi) };
-                        top[u] = V::mul_add(v, wv[fx], top[u]);
-                        mid[u] = V::mul_add(v, wv[3 + fx], mid[u]);
-                        low[u] = V::mul_add(v, wv[6 + fx], low[u]);
-                    }
-                }
+/// [`row_step`]'s taps: each filter row k adds a tap's vectors, times
+/// its weight, to the set [`set`] names.
+struct Feed<'a, V: Simd, const FH: usize, const SY: usize, const U: usize, const S: usize> {
+    acc: &'a mut [[V; U]; 8],
+    /// The filter's taps (row k at k * fw), and the same broadcast.
+    w: (&'a [f32], &'a [V; 49]),
+    fw: usize,
+}
+
+impl<V: Simd, const FH: usize, const SY: usize, const U: usize, const S: usize> Tap<V, U>
+    for Feed<'_, V, FH, SY, U, S>
+{
+    #[inline(always)]
+    unsafe fn tap(&mut self, fx: usize, v: &[V; U]) {
+        // The broadcast taps where they fit in the registers left beside
+        // the accumulators and the loaded vectors (3x3 on AVX-512), else a
+        // broadcast per use (held, they would spill).
+        let held = FH * self.fw <= V::REGS.saturating_sub((FH.div_ceil(SY) + SY) * U);
+        // Written out per filter row with constant set indices (FH <= 7),
+        // so the accumulators stay in registers.
+        for k in [0, 1, 2, 3, 4, 5, 6] {
+            if k < FH
+                && let Some(t) = set::<FH, SY, S>(k)
+            {
+                let at = k * self.fw + fx;
+                // SAFETY: the ISA is supported; k < FH and fx < FW index the
+                // filter's taps.
+                unsafe {
+                    let w = if held { self.w.1[at] } else { V::splat(*self.w.0.get_unchecked(at)) };
+                    feed(&mut self.acc[t], v, w)
+                };
             }
         }
     }
-    if i >= 2 {
-        // SAFETY: output row i - 2 < OH; forwarded from the caller.
-        unsafe { store_row::<V, U>(job, low, i - 2, ox, out) };
-    }
-    *low = [b; U];
 }
 
 /// Clamps and stores `U` vectors at output (oy, ox); a row's last partial
@@ -646,76 +572,18 @@ unsafe fn store_row<V: Simd, const U: usize>(job: &Job<'_>, acc: &[V; U], oy: us
     }
 }
 
-/// The body for 3x3 filters with unit strides and dilations: strips of up
-/// to four vectors, the nine broadcast weights held across the plane.
+/// Blocks of four output rows (then single rows) by up to four vectors
+/// (two where the ISA has 16 registers), for any geometry.
 ///
 /// # Safety
-/// As for [`strip3x3`].
+/// The CPU supports `V`'s ISA and `job.check()` passed, with the input
+/// already copied into the bordered plane.
 #[inline(always)]
-unsafe fn body3x3<V: Simd>(job: &mut Job<'_>) {
-    let g = job.g;
-    let (l, plane) = (V::LANES, g.oh * g.ow);
-    let mut y = std::mem::take(&mut job.y);
-    let job = &*job;
-    for (j, &b) in job.bias.iter().enumerate() {
-        // SAFETY: the ISA is supported (caller's contract).
-        let (wv, bv): ([V; 9], V) = unsafe { (std::array::from_fn(|t| V::splat(job.w[j * 9 + t])), V::splat(b)) };
-        let (yj, rest) = y.split_at_mut(plane);
-        y = rest;
-        let mut ox = 0;
-        while ox < g.ow {
-            let vectors = (g.ow - ox).div_ceil(l).min(4);
-            // SAFETY: ox + vectors*LANES is the width rounded up to whole
-            // vectors at most; the rest is the caller's contract.
-            unsafe {
-                match vectors {
-                    4 => strip3x3::<V, 4>(job, &wv, bv, ox, yj),
-                    3 => strip3x3::<V, 3>(job, &wv, bv, ox, yj),
-                    2 => strip3x3::<V, 2>(job, &wv, bv, ox, yj),
-                    _ => strip3x3::<V, 1>(job, &wv, bv, ox, yj),
-                }
-            }
-            ox += vectors * l;
-        }
-    }
-}
-
-/// The generic body: row strides 1 and 2 with unit row dilation and 3, 5
-/// or 7 filter rows in strips down the plane ([`strip_rows`]), anything else in blocks
-/// of four rows (then single rows) by up to four vectors (two where the
-/// ISA has 16 registers).
-///
-/// # Safety
-/// The CPU supports `V`'s ISA and `job.check()` passed.
-#[inline(always)]
-unsafe fn body<V: Simd>(job: &mut Job<'_>) {
-    let g = job.g;
-    let (l, taps, plane) = (V::LANES, g.fh * g.fw, g.oh * g.ow);
+unsafe fn blocks<V: Simd>(job: &Job<'_>, y: &mut [f32]) {
+    let g = &job.g;
+    let (l, taps) = (V::LANES, g.fh * g.fw);
     let wide = if V::REGS >= 32 { 4 } else { 2 };
-    // Row strides 1 and 2 with unit row dilation and 3, 5 or 7 filter rows
-    // walk the rows once in strips.
-    let rolling = matches!(g.stride[0], 1 | 2) && g.dilation[0] == 1 && matches!(g.fh, 3 | 5 | 7);
-    let mut y = std::mem::take(&mut job.y);
-    let job = &*job;
-    for (j, &b) in job.bias.iter().enumerate() {
-        let wj = &job.w[j * taps..(j + 1) * taps];
-        let (yj, rest) = y.split_at_mut(plane);
-        y = rest;
-        if rolling {
-            // SAFETY: FH, SY and the row dilation are as matched; the rest
-            // is the caller's contract.
-            unsafe {
-                match (g.fh, g.stride[0]) {
-                    (3, 1) => strips::<V, 3, 1>(job, wj, b, yj),
-                    (5, 1) => strips::<V, 5, 1>(job, wj, b, yj),
-                    (7, 1) => strips::<V, 7, 1>(job, wj, b, yj),
-                    (3, 2) => strips::<V, 3, 2>(job, wj, b, yj),
-                    (5, 2) => strips::<V, 5, 2>(job, wj, b, yj),
-                    _ => strips::<V, 7, 2>(job, wj, b, yj),
-                }
-            }
-            continue;
-        }
+    for ((wj, &b), out) in job.w.chunks_exact(taps).zip(job.bias).zip(y.chunks_exact_mut(g.oh * g.ow)) {
         let mut oy = 0;
         while oy < g.oh {
             let four = oy + 4 <= g.oh;
@@ -727,14 +595,14 @@ unsafe fn body<V: Simd>(job: &mut Job<'_>) {
                 // caller's contract.
                 unsafe {
                     match (four, vectors) {
-                        (true, 4) => block::<V, 4, 4>(job, wj, b, oy, ox, yj),
-                        (true, 3) => block::<V, 4, 3>(job, wj, b, oy, ox, yj),
-                        (true, 2) => block::<V, 4, 2>(job, wj, b, oy, ox, yj),
-                        (true, _) => block::<V, 4, 1>(job, wj, b, oy, ox, yj),
-                        (false, 4) => block::<V, 1, 4>(job, wj, b, oy, ox, yj),
-                        (false, 3) => block::<V, 1, 3>(job, wj, b, oy, ox, yj),
-                        (false, 2) => block::<V, 1, 2>(job, wj, b, oy, ox, yj),
-                        (false, _) => block::<V, 1, 1>(job, wj, b, oy, ox, yj),
+                        (true, 4) => block::<V, 4, 4>(job, wj, b, oy, ox, out),
+                        (true, 3) => block::<V, 4, 3>(job, wj, b, oy, ox, out),
+                        (true, 2) => block::<V, 4, 2>(job, wj, b, oy, ox, out),
+                        (true, _) => block::<V, 4, 1>(job, wj, b, oy, ox, out),
+                        (false, 4) => block::<V, 1, 4>(job, wj, b, oy, ox, out),
+                        (false, 3) => block::<V, 1, 3>(job, wj, b, oy, ox, out),
+                        (false, 2) => block::<V, 1, 2>(job, wj, b, oy, ox, out),
+                        (false, _) => block::<V, 1, 1>(job, wj, b, oy, ox, out),
                     }
                 }
                 ox += vectors * l;
@@ -744,57 +612,150 @@ unsafe fn body<V: Simd>(job: &mut Job<'_>) {
     }
 }
 
-/// Picks the 3x3 unit-stride body, or copies the plane into its border and
-/// runs the generic one.
-///
-/// # Safety
-/// As for [`body`].
-#[inline(always)]
-unsafe fn dispatch<V: Simd>(job: &mut Job<'_>) {
-    // SAFETY: forwarded from the caller (`body3x3` only on its geometry).
-    unsafe {
-        if is_unit_3x3(&job.g) {
-            body3x3::<V>(job)
-        } else {
-            // Copied here, so the copy is compiled for the ISA too.
-            copy_interior(job.x, &job.g, job.pitch, job.padded);
-            body::<V>(job)
-        }
+/// One way to run a job, compiled once per ISA in that ISA's shell: each
+/// body is a function of its own, so no function holds every filter size,
+/// stride and source at once (which took the compiler a quarter of an
+/// hour).
+trait Body {
+    /// Runs the job.
+    ///
+    /// # Safety
+    /// The CPU supports `V`'s ISA, `job.check()` passed, and the geometry
+    /// is one [`select`] picks this body for.
+    unsafe fn run<V: Simd>(job: &mut Job<'_>);
+}
+
+/// [`strips`] reading the plane in place ([`InPlace`]): square `F`x`F`
+/// filters with stride `S` (as [`in_place`] admits).
+struct InPlaceStrips<const F: usize, const S: usize>;
+
+impl<const F: usize, const S: usize> Body for InPlaceStrips<F, S> {
+    #[inline(always)]
+    unsafe fn run<V: Simd>(job: &mut Job<'_>) {
+        let y = std::mem::take(&mut job.y);
+        // SAFETY: the geometry is as `in_place` admits, which `InPlace`
+        // reads within the plane; the rest is the caller's contract.
+        unsafe { strips::<V, F, S, InPlace<'_, V, F, S>>(job, y) }
     }
 }
 
-/// # Safety
-/// As for [`body`] (plain Rust: any CPU).
-unsafe fn shell_scalar(job: &mut Job<'_>) {
-    // SAFETY: forwarded from the caller.
-    unsafe { dispatch::<Scalar>(job) }
+/// [`strips`] over the bordered plane: `FH` filter rows with row stride
+/// `SY` and unit row dilation, any columns.
+struct BorderedStrips<const FH: usize, const SY: usize>;
+
+impl<const FH: usize, const SY: usize> Body for BorderedStrips<FH, SY> {
+    #[inline(always)]
+    unsafe fn run<V: Simd>(job: &mut Job<'_>) {
+        copy_interior(job.x, &job.g, job.pitch, job.padded);
+        let y = std::mem::take(&mut job.y);
+        // SAFETY: FH, SY and the row dilation are as `select` matched them,
+        // and the bordered plane reaches every tap; the rest is the
+        // caller's contract.
+        unsafe { strips::<V, FH, SY, Bordered<'_>>(job, y) }
+    }
 }
 
-/// # Safety
-/// As for [`body`]: the CPU has AVX2 and FMA.
+/// [`blocks`] over the bordered plane: any geometry.
+struct Blocks;
+
+impl Body for Blocks {
+    #[inline(always)]
+    unsafe fn run<V: Simd>(job: &mut Job<'_>) {
+        copy_interior(job.x, &job.g, job.pitch, job.padded);
+        let y = std::mem::take(&mut job.y);
+        // SAFETY: the plane is copied; the rest is the caller's contract.
+        unsafe { blocks::<V>(job, y) }
+    }
+}
+
+/// An ISA's shell: [`Body`] `B` compiled with the ISA's target features.
+trait Shell: Simd {
+    /// `B`'s entry for this ISA.
+    fn shell<B: Body>() -> BodyFn;
+}
+
+/// The body for geometry `g`, compiled for `V`'s ISA: square 3x3, 5x5 and
+/// 7x7 filters with strides 1 or 2 read the plane in place; other filters
+/// of 3, 5 or 7 rows with row stride 1 or 2 (and unit row dilation) run in
+/// strips over the bordered plane, anything else in blocks.
+fn select<V: Shell>(g: &Geometry) -> BodyFn {
+    if in_place(g) {
+        return match (g.fh, g.stride[0]) {
+            (3, 1) => V::shell::<InPlaceStrips<3, 1>>(),
+            (5, 1) => V::shell::<InPlaceStrips<5, 1>>(),
+            (7, 1) => V::shell::<InPlaceStrips<7, 1>>(),
+            (3, 2) => V::shell::<InPlaceStrips<3, 2>>(),
+            (5, 2) => V::shell::<InPlaceStrips<5, 2>>(),
+            _ => V::shell::<InPlaceStrips<7, 2>>(),
+        };
+    }
+    // Strips hold the broadcast taps in an array of 7x7.
+    if g.dilation[0] != 1 || g.fw > 7 {
+        return V::shell::<Blocks>();
+    }
+    match (g.fh, g.stride[0]) {
+        (3, 1) => V::shell::<BorderedStrips<3, 1>>(),
+        (5, 1) => V::shell::<BorderedStrips<5, 1>>(),
+        (7, 1) => V::shell::<BorderedStrips<7, 1>>(),
+        (3, 2) => V::shell::<BorderedStrips<3, 2>>(),
+        (5, 2) => V::shell::<BorderedStrips<5, 2>>(),
+        (7, 2) => V::shell::<BorderedStrips<7, 2>>(),
+        _ => V::shell::<Blocks>(),
+    }
+}
+
+impl Shell for Scalar {
+    fn shell<B: Body>() -> BodyFn {
+        /// # Safety
+        /// As for [`Body::run`] (plain Rust: any CPU).
+        unsafe fn shell<B: Body>(job: &mut Job<'_>) {
+            // SAFETY: forwarded from the caller.
+            unsafe { B::run::<Scalar>(job) }
+        }
+        shell::<B>
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn shell_avx2(job: &mut Job<'_>) {
-    // SAFETY: forwarded from the caller.
-    unsafe { dispatch::<simd::Avx2>(job) }
+impl Shell for simd::Avx2 {
+    fn shell<B: Body>() -> BodyFn {
+        /// # Safety
+        /// As for [`Body::run`]: the CPU has AVX2 and FMA.
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn shell<B: Body>(job: &mut Job<'_>) {
+            // SAFETY: forwarded from the caller.
+            unsafe { B::run::<simd::Avx2>(job) }
+        }
+        shell::<B>
+    }
 }
 
-/// # Safety
-/// As for [`body`]: the CPU has AVX-512F.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn shell_avx512(job: &mut Job<'_>) {
-    // SAFETY: forwarded from the caller.
-    unsafe { dispatch::<simd::Avx512>(job) }
+impl Shell for simd::Avx512 {
+    fn shell<B: Body>() -> BodyFn {
+        /// # Safety
+        /// As for [`Body::run`]: the CPU has AVX-512F.
+        #[target_feature(enable = "avx512f")]
+        unsafe fn shell<B: Body>(job: &mut Job<'_>) {
+            // SAFETY: forwarded from the caller.
+            unsafe { B::run::<simd::Avx512>(job) }
+        }
+        shell::<B>
+    }
 }
 
-/// # Safety
-/// As for [`body`]: the CPU has NEON.
 #[cfg(target_arch = "aarch64")]
-#[target_feature(enable = "neon")]
-unsafe fn shell_neon(job: &mut Job<'_>) {
-    // SAFETY: forwarded from the caller.
-    unsafe { dispatch::<simd::Neon>(job) }
+impl Shell for simd::Neon {
+    fn shell<B: Body>() -> BodyFn {
+        /// # Safety
+        /// As for [`Body::run`]: the CPU has NEON.
+        #[target_feature(enable = "neon")]
+        unsafe fn shell<B: Body>(job: &mut Job<'_>) {
+            // SAFETY: forwarded from the caller.
+            unsafe { B::run::<simd::Neon>(job) }
+        }
+        shell::<B>
+    }
 }
 
 #[cfg(test)]
@@ -831,10 +792,12 @@ mod tests {
 
     #[test]
     fn every_kernel_matches_the_naive_loops() {
-        // (h, w, fh, fw, stride, dilation, pad_top, pad_left): the 3x3 body,
-        // row strips (3, 5, 7 rows), row blocks, column strides 2 and 3,
-        // dilations, widths that are no multiple of any vector, heights
-        // that are no multiple of 4 or of the filter.
+        // (h, w, fh, fw, stride, dilation, pad_top, pad_left): in-place
+        // strips (square 3, 5, 7 with strides 1 and 2, planes smaller than
+        // the filter), bordered row strips (3, 5, 7 rows), row blocks
+        // (dilation, filters wider than 7), column strides 2 and 3, widths
+        // that are no multiple of any vector, heights that are no multiple
+        // of 4 or of the filter.
         let shapes = [
             (7, 70, 3, 3, [1, 1], [1, 1], 1, 1),
             (9, 37, 3, 5, [2, 3], [1, 2], 0, 2),
@@ -856,6 +819,18 @@ mod tests {
             (15, 30, 7, 7, [2, 2], [1, 1], 3, 3),
             (10, 26, 5, 5, [2, 1], [1, 1], 2, 2),
             (12, 17, 7, 3, [2, 1], [1, 1], 1, 1),
+            (9, 100, 5, 5, [2, 2], [1, 1], 2, 2),
+            (8, 33, 3, 3, [2, 2], [1, 1], 0, 0),
+            (10, 47, 7, 7, [2, 2], [1, 1], 1, 3),
+            (6, 21, 3, 3, [1, 1], [1, 1], 0, 2),
+            (7, 150, 3, 3, [2, 2], [1, 1], 1, 1),
+            (5, 9, 3, 3, [2, 2], [1, 1], 4, 4),
+            (3, 4, 7, 7, [2, 2], [1, 1], 3, 3),
+            (1, 1, 5, 5, [1, 1], [1, 1], 2, 2),
+            (2, 3, 5, 5, [2, 2], [1, 1], 2, 2),
+            (13, 67, 5, 5, [2, 2], [1, 1], 2, 2),
+            (9, 130, 7, 7, [1, 1], [1, 1], 3, 3),
+            (8, 35, 3, 9, [1, 1], [1, 1], 1, 4),
         ];
         let geoms = shapes.map(
             |(h, w, fh, fw, stride, dilation, pad_top, pad_left): (_, _, _, _, [usize; 2], [usize; 2], _, _)| {
@@ -875,9 +850,9 @@ mod tests {
                 }
             },
         );
-        // Miri runs one shape of each body: 3x3 unit, strided columns, a
-        // tall strip, and the general block.
-        let picked: Vec<Geometry> = if cfg!(miri) { [0, 3, 6, 14].map(|i| geoms[i]).to_vec() } else { geoms.to_vec() };
+        // Miri runs one shape of each body: in place with strides 1 and 2,
+        // the general block, and strips of the bordered plane.
+        let picked: Vec<Geometry> = if cfg!(miri) { [0, 3, 2, 18].map(|i| geoms[i]).to_vec() } else { geoms.to_vec() };
         for k in KERNELS.iter().filter(|k| k.isa.supported()) {
             for &g in &picked {
                 let x: Vec<f32> = (0..g.h * g.w).map(|i| ((i * 7919) % 23) as f32 / 11.0 - 1.0).collect();

@@ -38,27 +38,27 @@ pub(crate) unsafe trait Simd: Copy {
     /// The CPU supports the ISA.
     unsafe fn clamp(self, lo: f32, hi: f32) -> Self;
 
-    /// Loads lanes `lo..hi` from `p + lo..p + hi`, zero in the others,
-    /// touching no memory outside them. The default goes through the
-    /// stack; ISAs with masked loads override it.
+    /// A set of lanes for [`load_masked`](Simd::load_masked).
+    type Mask: Copy;
+    /// The lanes `lo..hi` (`lo <= hi <= LANES`).
     ///
     /// # Safety
-    /// The CPU supports the ISA, `lo <= hi <= LANES`, and the floats at
-    /// `p + lo .. p + hi` are readable (`p` itself may lie outside memory).
-    #[inline(always)]
-    unsafe fn load_lanes(p: *const f32, lo: usize, hi: usize) -> Self {
-        if lo == 0 && hi == Self::LANES {
-            // SAFETY: all LANES floats at p are readable (the contract).
-            return unsafe { Self::load(p) };
-        }
-        let mut t = [0.0f32; MAX_LANES];
-        for (k, x) in t.iter_mut().enumerate().take(hi).skip(lo) {
-            // SAFETY: lo <= k < hi, readable by the contract.
-            *x = unsafe { *p.wrapping_add(k) };
-        }
-        // SAFETY: t holds MAX_LANES >= LANES floats.
-        unsafe { Self::load(t.as_ptr()) }
-    }
+    /// The CPU supports the ISA.
+    unsafe fn mask(lo: usize, hi: usize) -> Self::Mask;
+    /// Loads the lanes of `m` from `p + lane`, zero in the others, touching
+    /// no memory outside them (`p` itself may lie outside memory).
+    ///
+    /// # Safety
+    /// The CPU supports the ISA and the floats `p + lane` of the lanes of
+    /// `m` are readable.
+    unsafe fn load_masked(p: *const f32, m: Self::Mask) -> Self;
+    /// The even lanes of `a` then of `b`, and the odd lanes likewise: the
+    /// floats at even and at odd offsets of the `2 * LANES` that `a` and
+    /// `b` hold.
+    ///
+    /// # Safety
+    /// The CPU supports the ISA.
+    unsafe fn deinterleave(a: Self, b: Self) -> (Self, Self);
 
     /// Stores the first `len < LANES` lanes at `p`, touching nothing past
     /// them. The default goes through the stack; ISAs with masked stores
@@ -80,6 +80,27 @@ pub(crate) unsafe trait Simd: Copy {
 /// The widest vector of any ISA (AVX-512).
 pub(crate) const MAX_LANES: usize = 16;
 
+/// [`Simd::load_masked`] through the stack, for ISAs without masked
+/// loads (the mask is the lane range `lo..hi`): a plain load when every
+/// lane is set.
+///
+/// # Safety
+/// As for [`Simd::load_masked`].
+#[inline(always)]
+unsafe fn load_range<V: Simd>(p: *const f32, (lo, hi): (usize, usize)) -> V {
+    if lo == 0 && hi == V::LANES {
+        // SAFETY: all LANES floats at p are readable (the contract).
+        return unsafe { V::load(p) };
+    }
+    let mut t = [0.0f32; MAX_LANES];
+    for (k, x) in t.iter_mut().enumerate().take(hi).skip(lo) {
+        // SAFETY: lo <= k < hi, readable by the contract.
+        *x = unsafe { *p.wrapping_add(k) };
+    }
+    // SAFETY: t holds MAX_LANES >= LANES floats.
+    unsafe { V::load(t.as_ptr()) }
+}
+
 /// Portable code: four lanes of plain Rust the compiler may vectorize.
 #[derive(Clone, Copy)]
 pub(crate) struct Scalar([f32; 4]);
@@ -88,6 +109,21 @@ pub(crate) struct Scalar([f32; 4]);
 unsafe impl Simd for Scalar {
     const LANES: usize = 4;
     const REGS: usize = 16;
+    type Mask = (usize, usize);
+    #[inline(always)]
+    unsafe fn mask(lo: usize, hi: usize) -> Self::Mask {
+        (lo, hi)
+    }
+    #[inline(always)]
+    unsafe fn load_masked(p: *const f32, m: Self::Mask) -> Self {
+        // SAFETY: forwarded from the caller.
+        unsafe { load_range(p, m) }
+    }
+    #[inline(always)]
+    unsafe fn deinterleave(a: Self, b: Self) -> (Self, Self) {
+        let ([a0, a1, a2, a3], [b0, b1, b2, b3]) = (a.0, b.0);
+        (Scalar([a0, a2, b0, b2]), Scalar([a1, a3, b1, b3]))
+    }
     #[inline(always)]
     unsafe fn splat(v: f32) -> Self {
         Scalar([v; 4])
@@ -138,6 +174,36 @@ mod x86 {
     unsafe impl Simd for Avx2 {
         const LANES: usize = 8;
         const REGS: usize = 16;
+        /// Lane i is set where its element is negative (all ones).
+        type Mask = __m256i;
+        #[inline(always)]
+        unsafe fn mask(lo: usize, hi: usize) -> Self::Mask {
+            // SAFETY: the CPU has AVX2 (caller's contract).
+            unsafe {
+                let iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+                let below_hi = _mm256_cmpgt_epi32(_mm256_set1_epi32(hi as i32), iota);
+                let below_lo = _mm256_cmpgt_epi32(_mm256_set1_epi32(lo as i32), iota);
+                _mm256_andnot_si256(below_lo, below_hi)
+            }
+        }
+        #[inline(always)]
+        unsafe fn load_masked(p: *const f32, m: Self::Mask) -> Self {
+            // SAFETY: vmaskmovps neither reads nor faults on masked-off
+            // lanes; the caller vouches for the others.
+            Avx2(unsafe { _mm256_maskload_ps(p, m) })
+        }
+        #[inline(always)]
+        unsafe fn deinterleave(a: Self, b: Self) -> (Self, Self) {
+            // shuffle_ps picks within 128-bit halves ([a0 a2 b0 b2 | a4 a6
+            // b4 b6]); the 64-bit permute puts the halves in order.
+            // SAFETY: the CPU has AVX2 (caller's contract).
+            unsafe {
+                let even = _mm256_shuffle_ps::<0b10_00_10_00>(a.0, b.0);
+                let odd = _mm256_shuffle_ps::<0b11_01_11_01>(a.0, b.0);
+                let order = |v: __m256| _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)));
+                (Avx2(order(even)), Avx2(order(odd)))
+            }
+        }
         #[inline(always)]
         unsafe fn splat(v: f32) -> Self {
             // SAFETY: the CPU has AVX (caller's contract).
@@ -185,6 +251,26 @@ mod x86 {
     unsafe impl Simd for Avx512 {
         const LANES: usize = 16;
         const REGS: usize = 32;
+        type Mask = __mmask16;
+        #[inline(always)]
+        unsafe fn mask(lo: usize, hi: usize) -> Self::Mask {
+            (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as __mmask16
+        }
+        #[inline(always)]
+        unsafe fn load_masked(p: *const f32, m: Self::Mask) -> Self {
+            // SAFETY: AVX-512 masked loads neither read nor fault on
+            // masked-off lanes; the caller vouches for the others.
+            Avx512(unsafe { _mm512_maskz_loadu_ps(m, p) })
+        }
+        #[inline(always)]
+        unsafe fn deinterleave(a: Self, b: Self) -> (Self, Self) {
+            // SAFETY: the CPU has AVX-512F (caller's contract).
+            unsafe {
+                let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+                let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+                (Avx512(_mm512_permutex2var_ps(a.0, even, b.0)), Avx512(_mm512_permutex2var_ps(a.0, odd, b.0)))
+            }
+        }
         #[inline(always)]
         unsafe fn splat(v: f32) -> Self {
             // SAFETY: the CPU has AVX-512F (caller's contract).
@@ -212,21 +298,6 @@ mod x86 {
             unsafe { _mm512_mask_storeu_ps(p, ((1u32 << len) - 1) as __mmask16, self.0) }
         }
         #[inline(always)]
-        unsafe fn load_lanes(p: *const f32, lo: usize, hi: usize) -> Self {
-            let mask = (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as __mmask16;
-            // SAFETY: masked-off lanes are not accessed. With lo > 0 an
-            // expanding load reads hi - lo floats from p + lo (readable by
-            // the contract) into lanes lo..hi, so no address below p + lo
-            // is formed for an access.
-            unsafe {
-                if lo == 0 {
-                    Avx512(_mm512_maskz_loadu_ps(mask, p))
-                } else {
-                    Avx512(_mm512_maskz_expandloadu_ps(mask, p.wrapping_add(lo)))
-                }
-            }
-        }
-        #[inline(always)]
         unsafe fn clamp(self, lo: f32, hi: f32) -> Self {
             // As for AVX2: the second operand wins when either is NaN.
             // SAFETY: the CPU has AVX-512F (caller's contract).
@@ -251,6 +322,21 @@ mod arm {
     unsafe impl Simd for Neon {
         const LANES: usize = 4;
         const REGS: usize = 32;
+        type Mask = (usize, usize);
+        #[inline(always)]
+        unsafe fn mask(lo: usize, hi: usize) -> Self::Mask {
+            (lo, hi)
+        }
+        #[inline(always)]
+        unsafe fn load_masked(p: *const f32, m: Self::Mask) -> Self {
+            // SAFETY: forwarded from the caller.
+            unsafe { super::load_range(p, m) }
+        }
+        #[inline(always)]
+        unsafe fn deinterleave(a: Self, b: Self) -> (Self, Self) {
+            // SAFETY: the CPU has NEON (caller's contract).
+            unsafe { (Neon(vuzp1q_f32(a.0, b.0)), Neon(vuzp2q_f32(a.0, b.0))) }
+        }
         #[inline(always)]
         unsafe fn splat(v: f32) -> Self {
             // SAFETY: the CPU has NEON (caller's contract).
