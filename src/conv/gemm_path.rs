@@ -172,9 +172,7 @@ impl GemmConv {
             let (r0, rows) = conv.row_block(rb);
             let block = a.block(r0, 0, rows, a.cols()).expect("row blocks lie inside the weights");
             conv.weights.push(PackedA::new(&conv.gemm, block));
-            {
-                conv.weights_t.push(PackedA::with_width(&conv.gemm_t, block, conv.gemm.kernel.nr));
-            }
+            conv.weights_t.push(PackedA::with_width(&conv.gemm_t, block, conv.gemm.kernel.nr));
         }
         conv
     }
