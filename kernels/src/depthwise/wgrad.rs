@@ -142,12 +142,15 @@ unsafe fn strip<V: Simd, const F: usize, const CHECK: bool, const MASKED: bool>(
                 }
             });
             let xrow = x.add(iy as usize * w);
-            for (fx, &m) in s.xm.iter().enumerate() {
+            // Indexed loops: the iterator form kept the accumulators out
+            // of registers (0.8x on Zen 5).
+            #[allow(clippy::needless_range_loop)]
+            for fx in 0..F {
                 let p = xrow.wrapping_offset(col + fx as isize);
                 // Masked: only the lanes inside the row are read.
-                let xv = if MASKED { V::load_masked(p, m) } else { V::load(p) };
-                for (row, &d) in acc.iter_mut().zip(&dv) {
-                    row[fx] = V::mul_add(xv, d, row[fx]);
+                let xv = if MASKED { V::load_masked(p, s.xm[fx]) } else { V::load(p) };
+                for fy in 0..F {
+                    acc[fy][fx] = V::mul_add(xv, dv[fy], acc[fy][fx]);
                 }
             }
         }
