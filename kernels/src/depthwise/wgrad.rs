@@ -310,7 +310,14 @@ mod tests {
     fn every_kernel_matches_naive_sums() {
         for kernel in KERNELS.iter().filter(|k| k.isa.supported()) {
             for (f, st) in [(3, 1), (5, 1), (3, 2), (5, 2)] {
-                for (h, w) in [(1, 1), (2, 3), (4, 7), (9, 15), (5, 16), (6, 17), (3, 33), (7, 40), (8, 65), (6, 70)] {
+                // Miri runs a plane smaller than the filter and one wider
+                // than a vector.
+                let planes: &[(usize, usize)] = if cfg!(miri) {
+                    &[(2, 3), (6, 17)]
+                } else {
+                    &[(1, 1), (2, 3), (4, 7), (9, 15), (5, 16), (6, 17), (3, 33), (7, 40), (8, 65), (6, 70)]
+                };
+                for &(h, w) in planes {
                     for (pt, pl, pb, pr) in [(0, 0, 0, 0), (1, 1, 1, 1), (2, 2, 2, 2), (0, 2, 1, 0), (2, 0, 0, 1)] {
                         let (hp, wp) = (h + pt + pb, w + pl + pr);
                         if hp < f || wp < f {
