@@ -27,6 +27,7 @@ use rayon::prelude::*;
 use crate::parallel::InlineOnOneThread;
 use receptive_kernels::MatMut;
 use receptive_kernels::col2im::{PatchGeometry, PhaseRows, col2im_add, correlate_plane_add, scatter_plane_add};
+use receptive_kernels::depthwise::DepthwiseWgrad;
 use receptive_kernels::gemm::{ASource, Bias, Epilogue, Gemm, PackedA};
 use receptive_kernels::im2col::Geometry;
 use receptive_kernels::im2col_t::Im2colT;
@@ -567,9 +568,10 @@ const WGRAD_BLOCK_ROWS: usize = 512;
 /// (r50_3x3_512, 7x7, one thread): bands 3.0 ms, im2col^T GEMM 1.36 ms.
 const WGRAD_MIN_PIXELS: usize = 256;
 
-/// The weight gradient of a layer with one input channel per group: each
-/// filter's taps are dot products of its dY, row by row, with runs of a
-/// band's rows ([`WgradKernel::dot`]: the grid's extra columns are never
+/// The weight gradient of a layer with one input channel per group: the
+/// geometries [`DepthwiseWgrad`] supports read the planes in place;
+/// otherwise each filter's taps are dot products of its dY, row by row,
+/// with runs of a band's rows ([`WgradKernel::dot`]: the grid's extra columns are never
 /// read), summed over the bands and images in order. `None` (and `dw`
 /// untouched) where no band is addressable.
 fn depthwise_weights(
@@ -580,12 +582,25 @@ fn depthwise_weights(
     geom: Geometry,
     dw: &mut [f32],
 ) -> Option<()> {
-    let kernel = WgradKernel::for_isa(crate::active_isa());
     let [n, c, h, w] = x_shape;
     let [k, _, fh, fw] = p.weight_shape();
     let (kg, taps, plane) = (k / p.groups, fh * fw, h * w);
     let (oh, ow) = (geom.oh, geom.ow);
     let pixels = oh * ow;
+    if DepthwiseWgrad::supports(&geom) {
+        // Read in place: no band to fill.
+        let kernel = DepthwiseWgrad::for_isa(crate::active_isa());
+        dw.fill(0.0);
+        dw.par_chunks_mut(taps).enumerate().inline_on_one_thread().for_each(|(f, dwf)| {
+            let g = f / kg;
+            for img in 0..n {
+                let xp = &x[(img * c + g) * plane..][..plane];
+                kernel.accumulate(xp, &dy[(img * k + f) * pixels..][..pixels], &geom, dwf);
+            }
+        });
+        return Some(());
+    }
+    let kernel = WgradKernel::for_isa(crate::active_isa());
     Band::new(geom, 1, 1)?;
     let rows =
         (2..=oh).take_while(|&r| Band::new(geom, r, 1).is_some_and(|b| b.len() <= WGRAD_BAND)).last().unwrap_or(1);

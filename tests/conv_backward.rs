@@ -142,6 +142,25 @@ fn cases() -> impl Strategy<Value = Case> {
     })
 }
 
+/// Depthwise cases the in-place weight-gradient kernel takes: square 3x3
+/// or 5x5 filters, strides 1 or 2, unit dilation, padding 0..2 per side, one or
+/// two filters per channel, planes from smaller than the filter to past
+/// two vectors of every ISA.
+fn depthwise_cases() -> impl Strategy<Value = Case> {
+    let shape = (1usize..5, 1usize..3, prop_oneof![Just(3usize), Just(5)], 1usize..3, 1usize..3);
+    let pad = (0usize..3, 0usize..3, 0usize..3, 0usize..3);
+    let plane = (0usize..12, 0usize..40);
+    (shape, pad, plane).prop_map(|((groups, kg, f, n, stride), (pt, pb, pl, pr), (eh, ew))| {
+        let h = f.saturating_sub(pt + pb).max(1) + eh;
+        let w = f.saturating_sub(pl + pr).max(1) + ew;
+        let p = Conv2dParams::new(groups, groups * kg, [f, f])
+            .stride(stride)
+            .padding_with(Padding::new(pt, pb, pl, pr))
+            .groups(groups);
+        Case { p, xs: [n, groups, h, w] }
+    })
+}
+
 /// Cases for the weight gradient's band path: 64 or 56 filters per group
 /// (whole NR-wide panels of every kernel, or most of one), two or more
 /// channels per group and outputs of 256 pixels or more (most cases),
@@ -244,6 +263,11 @@ proptest! {
     }
 
     #[test]
+    fn backward_weights_depthwise_in_place_matches_reference(c in depthwise_cases(), seed in 0u64..1000) {
+        check_weights(&c, seed);
+    }
+
+    #[test]
     fn backward_weights_by_bands_matches_reference(c in band_cases(), seed in 0u64..1000) {
         check_weights(&c, seed);
     }
@@ -335,10 +359,14 @@ fn plan_reuses_packed_weights() {
 #[test]
 fn backward_weights_is_reproducible() {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-    // The GEMM over im2col^T and the band path (64 filters, 20x20 outputs).
+    // The GEMM over im2col^T, the band path (64 filters, 20x20 outputs) and
+    // the depthwise kernel.
     for (p, xs) in [
         (Conv2dParams::new(24, 16, [3, 3]).padding(1), [3, 24, 21, 20]),
         (Conv2dParams::new(12, 64, [3, 3]).padding(1), [3, 12, 20, 20]),
+        // Depthwise, read in place.
+        (Conv2dParams::new(6, 12, [5, 5]).padding(2).groups(6), [3, 6, 21, 37]),
+        (Conv2dParams::new(6, 6, [3, 3]).stride(2).padding(1).groups(6), [3, 6, 21, 37]),
     ] {
         let ys = p.output_shape(xs).unwrap();
         let (x, dy) = (fill(xs.iter().product(), 1), fill(ys.iter().product(), 2));

@@ -30,6 +30,7 @@
 
 mod simd;
 mod source;
+mod wgrad;
 
 use std::cell::RefCell;
 
@@ -37,6 +38,7 @@ use crate::im2col::{Geometry, copy_short};
 use crate::isa::Isa;
 use simd::{MAX_LANES, Scalar, Simd};
 use source::{Bordered, InPlace, Rows, Tap, in_place};
+pub use wgrad::DepthwiseWgrad;
 
 /// A depthwise kernel for one ISA.
 #[derive(Debug)]
