@@ -28,9 +28,9 @@ use crate::parallel::InlineOnOneThread;
 use receptive_kernels::MatMut;
 use receptive_kernels::col2im::{PatchGeometry, PhaseRows, col2im_add, correlate_plane_add, scatter_plane_add};
 use receptive_kernels::depthwise::DepthwiseWgrad;
-use receptive_kernels::gemm::{ASource, Bias, Epilogue, Gemm, PackedA};
+use receptive_kernels::gemm::{ASource, Bias, Epilogue, Gemm, PackB, PackedA};
 use receptive_kernels::im2col::Geometry;
-use receptive_kernels::im2col_t::Im2colT;
+use receptive_kernels::im2col_t::{BandColumns, Im2colT};
 use receptive_kernels::implicit::Band;
 use receptive_kernels::transpose::transpose;
 use receptive_kernels::wgrad::WgradKernel;
@@ -507,7 +507,7 @@ pub fn conv2d_backward_weights_into(
     let block = if split_chans { cg.div_ceil((2 * threads).div_ceil(groups)) } else { cg };
     let taps = fh * fw;
     // Part 0 into dW itself, the others into scratch.
-    let mut rest = scratch((parts - 1) * groups * group_len);
+    let mut rest = if parts > 1 { scratch((parts - 1) * groups * group_len) } else { Vec::new() };
     let chunks = dw.par_chunks_mut(group_len).chain(rest.par_chunks_mut(group_len));
     chunks.enumerate().inline_on_one_thread().for_each(|(i, dwg)| {
         let (part, g) = (i / groups, i % groups);
@@ -521,20 +521,31 @@ pub fn conv2d_backward_weights_into(
             rest = right;
         }
         blocks.into_par_iter().inline_on_one_thread().for_each(|(c0, chans, mut dst)| {
+            let mut cols = BlockColumns::new(bands, chans);
             let mut beta = 0.0;
             let mut r = start;
             while r < end {
                 let (img, p0) = (r / pixels, r % pixels);
-                let len = (pixels - p0).min(end - r);
+                let xs = &x[(img * c + g * cg + c0) * plane..][..chans * plane];
+                let len = cols.span(p0, (pixels - p0).min(end - r));
                 let a = MatRef::new(&dy[(img * k + g * kg) * pixels + p0..], kg, len, pixels, 1)
                     .expect("dY tile inside dY");
-                let b = Im2colT::new(&x[(img * c + g * cg + c0) * plane..], geom, chans, p0, len);
-                gemm.run(1.0, ASource::Strided(a), &b, beta, dst.rb_mut(), &Epilogue::default());
+                let run = |b: &dyn PackB, dst: MatMut<'_>| {
+                    gemm.run(1.0, ASource::Strided(a), b, beta, dst, &Epilogue::default())
+                };
+                match cols.band_columns(xs, img, p0, len) {
+                    Some(b) => run(&b, dst.rb_mut()),
+                    None => run(&Im2colT::new(xs, geom, chans, p0, len), dst.rb_mut()),
+                }
                 beta = 1.0;
                 r += len;
             }
+            cols.release();
         });
     });
+    if parts == 1 {
+        return Ok(());
+    }
     // Fixed-order reduction of the parts: dw = ((p0 + p1) + p2) + ...
     let len = groups * group_len;
     dw.par_chunks_mut(4096).enumerate().inline_on_one_thread().for_each(|(i, out)| {
@@ -553,6 +564,73 @@ pub fn conv2d_backward_weights_into(
 fn all_finite(x: &[f32]) -> bool {
     const EXP: u32 = 0x7f80_0000;
     x.iter().fold(0, |m: u32, v| m.max(v.to_bits() & EXP)) < EXP
+}
+
+/// The columns of `im2col(X)^T` for one channel block of the GEMM path,
+/// read from bands of padded input rows ([`BandColumns`]: one load per
+/// float to pack a panel, where the gather of [`Im2colT`] works out every
+/// column's bounds per output row, a sixth of the pass on 7x7 images);
+/// [`Im2colT`] where no band is addressable.
+struct BlockColumns {
+    band: Option<Band>,
+    grid_w: usize,
+    ow: usize,
+    taps: Vec<u32>,
+    steps: Vec<u32>,
+    buf: Vec<f32>,
+    /// The (image, first output row) the buffer holds.
+    filled: Option<(usize, usize)>,
+}
+
+impl BlockColumns {
+    /// For `chans` channels of `geom`: bands as tall as [`WGRAD_BAND`]
+    /// allows (the whole image, on the small images this path is for).
+    fn new(geom: Geometry, chans: usize) -> BlockColumns {
+        let g = Geometry { c: chans, ..geom };
+        let band = Band::new(g, 1, 1).map(|one| {
+            (2..=g.oh)
+                .take_while(|&r| Band::new(g, r, 1).is_some_and(|b| b.len() <= WGRAD_BAND))
+                .last()
+                .map_or(one, |rows| Band::new(g, rows, 1).expect("checked"))
+        });
+        let mut taps = vec![0u32; if band.is_some() { chans * g.fh * g.fw } else { 0 }];
+        if let Some(b) = &band {
+            b.taps(&mut taps);
+        }
+        let buf = band.as_ref().map_or_else(Vec::new, |b| scratch(b.len()));
+        BlockColumns { band, grid_w: Band::grid_width(&g), ow: g.ow, taps, steps: Vec::new(), buf, filled: None }
+    }
+
+    /// How many of the `len` pixels from `p0` one B operand covers: up to
+    /// the end of the band that holds pixel `p0`.
+    fn span(&self, p0: usize, len: usize) -> usize {
+        match &self.band {
+            Some(b) => {
+                let rows = b.rows();
+                len.min((p0 / self.ow / rows + 1) * rows * self.ow - p0)
+            }
+            None => len,
+        }
+    }
+
+    /// The B operand for pixels `p0..p0 + len` (inside one band, see
+    /// [`span`](Self::span)) of image `img`, whose block of planes is `xs`,
+    /// filling the band if it holds other rows; `None` without a band.
+    fn band_columns(&mut self, xs: &[f32], img: usize, p0: usize, len: usize) -> Option<BandColumns<'_>> {
+        let band = self.band.as_ref()?;
+        let oy0 = p0 / self.ow / band.rows() * band.rows();
+        if self.filled != Some((img, oy0)) {
+            band.fill(xs, oy0, &mut self.buf);
+            self.filled = Some((img, oy0));
+        }
+        WgradKernel::grid_steps(self.ow, self.grid_w, p0 - oy0 * self.ow, len, &mut self.steps);
+        Some(BandColumns::new(&self.buf, &self.taps, &self.steps))
+    }
+
+    /// Returns the band buffer to the thread's scratch.
+    fn release(self) {
+        unscratch([self.buf]);
+    }
 }
 
 /// Floats of one weight-gradient task's band of padded input rows (1 MiB,
