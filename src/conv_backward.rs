@@ -596,10 +596,14 @@ impl BlockColumns {
                 .last()
                 .map_or(one, |rows| Band::new(g, rows, 1).expect("checked"))
         });
-        let mut taps = vec![0u32; if band.is_some() { chans * g.fh * g.fw } else { 0 }];
-        if let Some(b) = &band {
-            b.taps(&mut taps);
-        }
+        // The first channel's taps, repeated a channel's floats apart
+        // (working each out costs four divisions).
+        let taps = band.as_ref().map_or_else(Vec::new, |b| {
+            let mut first = vec![0u32; g.fh * g.fw];
+            Band::new(Geometry { c: 1, ..g }, b.rows(), 1).expect("one channel of a band").taps(&mut first);
+            let chan = (b.len() / chans) as u32;
+            (0..chans as u32).flat_map(|c| first.iter().map(move |&t| c * chan + t)).collect()
+        });
         let buf = band.as_ref().map_or_else(Vec::new, |b| scratch(b.len()));
         BlockColumns { band, grid_w: Band::grid_width(&g), ow: g.ow, taps, steps: Vec::new(), buf, filled: None }
     }
