@@ -21,6 +21,8 @@ mod phases;
 
 use std::cell::RefCell;
 use std::ops::Range;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 
@@ -28,9 +30,9 @@ use crate::parallel::InlineOnOneThread;
 use receptive_kernels::MatMut;
 use receptive_kernels::col2im::{PatchGeometry, PhaseRows, col2im_add, correlate_plane_add, scatter_plane_add};
 use receptive_kernels::depthwise::DepthwiseWgrad;
-use receptive_kernels::gemm::{ASource, Bias, Epilogue, Gemm, PackedA};
+use receptive_kernels::gemm::{ASource, Bias, Epilogue, Gemm, PackB, PackedA};
 use receptive_kernels::im2col::Geometry;
-use receptive_kernels::im2col_t::Im2colT;
+use receptive_kernels::im2col_t::{BandColumns, Im2colT};
 use receptive_kernels::implicit::Band;
 use receptive_kernels::transpose::transpose;
 use receptive_kernels::wgrad::WgradKernel;
@@ -490,7 +492,7 @@ pub fn conv2d_backward_weights_into(
         });
         return Ok(());
     }
-    if weights_from_bands(x, x_shape, dy, p, bands, dw).is_some() && all_finite(dw) {
+    if weights_from_bands(x, x_shape, dy, p, bands, dw).is_some() {
         return Ok(());
     }
     let group_len = kg * cols;
@@ -507,7 +509,7 @@ pub fn conv2d_backward_weights_into(
     let block = if split_chans { cg.div_ceil((2 * threads).div_ceil(groups)) } else { cg };
     let taps = fh * fw;
     // Part 0 into dW itself, the others into scratch.
-    let mut rest = scratch((parts - 1) * groups * group_len);
+    let mut rest = if parts > 1 { scratch((parts - 1) * groups * group_len) } else { Vec::new() };
     let chunks = dw.par_chunks_mut(group_len).chain(rest.par_chunks_mut(group_len));
     chunks.enumerate().inline_on_one_thread().for_each(|(i, dwg)| {
         let (part, g) = (i / groups, i % groups);
@@ -521,20 +523,31 @@ pub fn conv2d_backward_weights_into(
             rest = right;
         }
         blocks.into_par_iter().inline_on_one_thread().for_each(|(c0, chans, mut dst)| {
+            let mut cols = BlockColumns::new(bands, chans);
             let mut beta = 0.0;
             let mut r = start;
             while r < end {
                 let (img, p0) = (r / pixels, r % pixels);
-                let len = (pixels - p0).min(end - r);
+                let xs = &x[(img * c + g * cg + c0) * plane..][..chans * plane];
+                let len = cols.span(p0, (pixels - p0).min(end - r));
                 let a = MatRef::new(&dy[(img * k + g * kg) * pixels + p0..], kg, len, pixels, 1)
                     .expect("dY tile inside dY");
-                let b = Im2colT::new(&x[(img * c + g * cg + c0) * plane..], geom, chans, p0, len);
-                gemm.run(1.0, ASource::Strided(a), &b, beta, dst.rb_mut(), &Epilogue::default());
+                let run = |b: &dyn PackB, dst: MatMut<'_>| {
+                    gemm.run(1.0, ASource::Strided(a), b, beta, dst, &Epilogue::default())
+                };
+                match cols.band_columns(xs, img, p0, len) {
+                    Some(b) => run(&b, dst.rb_mut()),
+                    None => run(&Im2colT::new(xs, geom, chans, p0, len), dst.rb_mut()),
+                }
                 beta = 1.0;
                 r += len;
             }
+            cols.release();
         });
     });
+    if parts == 1 {
+        return Ok(());
+    }
     // Fixed-order reduction of the parts: dw = ((p0 + p1) + p2) + ...
     let len = groups * group_len;
     dw.par_chunks_mut(4096).enumerate().inline_on_one_thread().for_each(|(i, out)| {
@@ -548,11 +561,83 @@ pub fn conv2d_backward_weights_into(
     Ok(())
 }
 
-/// Whether every value is finite: the largest exponent field, with no
-/// early exit, so the scan vectorizes (it reads the whole input once).
+/// Whether every value is finite: the exponent fields ORed together with
+/// no early exit, so the scan vectorizes (it reads the whole input once).
 fn all_finite(x: &[f32]) -> bool {
+    // An exponent field of all ones carries into the sign bit.
     const EXP: u32 = 0x7f80_0000;
-    x.iter().fold(0, |m: u32, v| m.max(v.to_bits() & EXP)) < EXP
+    x.iter().fold(0, |m: u32, v| m | (v.to_bits() & EXP).wrapping_add(1 << 23)) >> 31 == 0
+}
+
+/// The columns of `im2col(X)^T` for one channel block of the GEMM path,
+/// read from bands of padded input rows ([`BandColumns`]: one load per
+/// float to pack a panel, where the gather of [`Im2colT`] works out every
+/// column's bounds per output row, a sixth of the pass on 7x7 images);
+/// [`Im2colT`] where no band is addressable.
+struct BlockColumns {
+    band: Option<Band>,
+    grid_w: usize,
+    ow: usize,
+    taps: Vec<u32>,
+    steps: Vec<u32>,
+    buf: Vec<f32>,
+    /// The (image, first output row) the buffer holds.
+    filled: Option<(usize, usize)>,
+}
+
+impl BlockColumns {
+    /// For `chans` channels of `geom`: bands as tall as [`WGRAD_BAND`]
+    /// allows (the whole image, on the small images this path is for).
+    fn new(geom: Geometry, chans: usize) -> BlockColumns {
+        let g = Geometry { c: chans, ..geom };
+        let band = Band::new(g, 1, 1).map(|one| {
+            (2..=g.oh)
+                .take_while(|&r| Band::new(g, r, 1).is_some_and(|b| b.len() <= WGRAD_BAND))
+                .last()
+                .map_or(one, |rows| Band::new(g, rows, 1).expect("checked"))
+        });
+        // The first channel's taps, repeated a channel's floats apart
+        // (working each out costs four divisions).
+        let taps = band.as_ref().map_or_else(Vec::new, |b| {
+            let mut first = vec![0u32; g.fh * g.fw];
+            Band::new(Geometry { c: 1, ..g }, b.rows(), 1).expect("one channel of a band").taps(&mut first);
+            let chan = (b.len() / chans) as u32;
+            (0..chans as u32).flat_map(|c| first.iter().map(move |&t| c * chan + t)).collect()
+        });
+        let buf = band.as_ref().map_or_else(Vec::new, |b| scratch(b.len()));
+        BlockColumns { band, grid_w: Band::grid_width(&g), ow: g.ow, taps, steps: Vec::new(), buf, filled: None }
+    }
+
+    /// How many of the `len` pixels from `p0` one B operand covers: up to
+    /// the end of the band that holds pixel `p0`.
+    fn span(&self, p0: usize, len: usize) -> usize {
+        match &self.band {
+            Some(b) => {
+                let rows = b.rows();
+                len.min((p0 / self.ow / rows + 1) * rows * self.ow - p0)
+            }
+            None => len,
+        }
+    }
+
+    /// The B operand for pixels `p0..p0 + len` (inside one band, see
+    /// [`span`](Self::span)) of image `img`, whose block of planes is `xs`,
+    /// filling the band if it holds other rows; `None` without a band.
+    fn band_columns(&mut self, xs: &[f32], img: usize, p0: usize, len: usize) -> Option<BandColumns<'_>> {
+        let band = self.band.as_ref()?;
+        let oy0 = p0 / self.ow / band.rows() * band.rows();
+        if self.filled != Some((img, oy0)) {
+            band.fill(xs, oy0, &mut self.buf);
+            self.filled = Some((img, oy0));
+        }
+        WgradKernel::grid_steps(self.ow, self.grid_w, p0 - oy0 * self.ow, len, &mut self.steps);
+        Some(BandColumns::new(&self.buf, &self.taps, &self.steps))
+    }
+
+    /// Returns the band buffer to the thread's scratch.
+    fn release(self) {
+        unscratch([self.buf]);
+    }
 }
 
 /// Floats of one weight-gradient task's band of padded input rows (1 MiB,
@@ -652,12 +737,15 @@ struct WgradTask {
 /// where the images are so small (under [`WGRAD_MIN_PIXELS`]) that the
 /// GEMM over im2col^T, whose reduction runs over the whole batch, does
 /// better than sweeping the gradient once per image, or where a group's
-/// output channels would fill too little of the kernel's NR columns.
+/// output channels would fill too little of the kernel's NR columns;
+/// also `None` (with `dw` written) where the gradient holds a non-finite
+/// value, which the GEMM paths recompute (see the caller).
 ///
 /// Tasks are (group, channel block, part of the output rows): blocks of
 /// at least [`WGRAD_BLOCK_ROWS`] taps, up to two per thread (smaller
 /// partial sums stay in cache beside the band), then enough parts for a
-/// whole number of tasks per thread, summed in order at the end. Each
+/// whole number of tasks per thread, summed in order by the last of them
+/// to finish. Each
 /// task packs the chunk of dY it is about to use itself, so the packed
 /// chunk stays in its core's L1 and is reused by every tap of the group
 /// (a shared packed dY, written by one core and read by another, cost the
@@ -728,7 +816,20 @@ fn weights_from_bands(
             }
         })
         .collect();
-    tasks.par_iter_mut().inline_on_one_thread().for_each(|t| {
+    // Each block's columns of dW, filled by whichever of its tasks
+    // finishes last.
+    let mut sums = Vec::with_capacity(groups * blocks);
+    for dwg in dw.chunks_mut(kg * m) {
+        let mut rest = MatMut::new(dwg, kg, m, m, 1).expect("dW_g is K/g x cols");
+        for c0 in (0..cg).step_by(cb) {
+            let (left, right) = rest.split_at_col(cb.min(cg - c0) * taps);
+            sums.push(Mutex::new(BlockSum { parts: Vec::with_capacity(parts), dst: Some(left) }));
+            rest = right;
+        }
+    }
+    let finite = AtomicBool::new(true);
+    let isa = crate::active_isa();
+    tasks.par_iter_mut().enumerate().inline_on_one_thread().for_each(|(i, t)| {
         let (r0, r1) = (t.out_rows.start, t.out_rows.end);
         let chans = t.offsets.len() / taps;
         for img in 0..n {
@@ -754,35 +855,51 @@ fn weights_from_bands(
                 }
             }
         }
+        // The partial sum to its block; the last of the block's parts sums
+        // them in order, transposes the block's dW^T (taps x K/groups) into
+        // its columns of dW and checks it, all in this one parallel pass
+        // (another would cost a hand-over to the pool, about 40 us).
+        let block = &sums[i / parts];
+        let mut sum = block.lock().expect("no task panics holding it");
+        sum.parts.push((i % parts, std::mem::take(&mut t.ct)));
+        if sum.parts.len() < parts {
+            return;
+        }
+        let mut done = std::mem::take(&mut sum.parts);
+        let mut dst = sum.dst.take().expect("one last part per block");
+        drop(sum);
+        done.sort_unstable_by_key(|&(part, _)| part);
+        let ((_, first), rest) = done.split_first_mut().expect("parts >= 1");
+        for (_, ct) in rest {
+            first.iter_mut().zip(ct.iter()).for_each(|(a, b)| *a += *b);
+        }
+        let rows_b = t.offsets.len();
+        transpose(isa, first, rows_b, kg, kg, &mut dst, 0);
+        if !all_finite(&first[..rows_b * kg]) {
+            finite.store(false, Ordering::Relaxed);
+        }
+        block.lock().expect("no task panics holding it").parts = done;
     });
-    // The parts of each block, summed in order into the first.
-    if parts > 1 {
-        tasks.par_chunks_mut(parts).inline_on_one_thread().for_each(|block| {
-            let (first, rest) = block.split_first_mut().expect("parts >= 1");
-            for t in rest {
-                first.ct.iter_mut().zip(&t.ct).for_each(|(a, b)| *a += *b);
-            }
-        });
+    // The partial sums back to their tasks, then every buffer to the
+    // scratch in the reverse of the order taken, so the next call of the
+    // same shape gets each back at its size.
+    for (b, sum) in sums.into_iter().enumerate() {
+        let sum = sum.into_inner().expect("no task panicked");
+        for (part, ct) in sum.parts {
+            tasks[b * parts + part].ct = ct;
+        }
     }
-    // Each block's dW^T (its taps x K/groups) into dW's columns, a few
-    // rows of dW per task.
-    const ROWS: usize = 16;
-    let isa = crate::active_isa();
-    dw.par_chunks_mut(kg * m).enumerate().inline_on_one_thread().for_each(|(g, dwg)| {
-        dwg.par_chunks_mut(ROWS * m).enumerate().inline_on_one_thread().for_each(|(i, rows)| {
-            let n_rows = rows.len() / m;
-            let mut dst = MatMut::new(rows, n_rows, m, m, 1).expect("rows of dW_g");
-            for (b, t) in tasks[g * blocks * parts..(g + 1) * blocks * parts].iter().step_by(parts).enumerate() {
-                transpose(isa, &t.ct[i * ROWS..], t.offsets.len(), n_rows, kg, &mut dst, b * cb * taps);
-            }
-        });
-    });
-    // In the reverse of the order taken, so the next call of the same
-    // shape gets each buffer back at its size.
     let mut bufs: Vec<Vec<f32>> = tasks.into_iter().flat_map(|t| [t.buf, t.packed, t.ct]).collect();
     bufs.reverse();
     unscratch(bufs);
-    Some(())
+    finite.into_inner().then_some(())
+}
+
+/// The partial sums of one channel block's tasks as they finish, and the
+/// block's columns of dW for the last to fill.
+struct BlockSum<'a> {
+    parts: Vec<(usize, Vec<f32>)>,
+    dst: Option<MatMut<'a>>,
 }
 
 fn gcd(a: usize, b: usize) -> usize {

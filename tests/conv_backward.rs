@@ -322,6 +322,9 @@ fn larger_layers_match_reference() {
         // NR panels, a 1x1 read in place.
         Case { p: Conv2dParams::new(20, 136, [3, 3]).padding(1), xs: [2, 20, 30, 40] },
         Case { p: Conv2dParams::new(24, 64, [1, 1]), xs: [1, 24, 20, 33] },
+        // Too few filters for the band path: the GEMM over im2col^T, its
+        // columns packed from two bands of each image.
+        Case { p: Conv2dParams::new(64, 8, [3, 3]).padding(1), xs: [1, 64, 80, 80] },
         // Too few channels for the threads: output rows split into parts;
         // the input gradient by stacked column phases.
         Case { p: Conv2dParams::new(3, 64, [7, 7]).stride(2).padding(3), xs: [2, 3, 40, 36] },

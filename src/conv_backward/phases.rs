@@ -257,6 +257,18 @@ impl Phases {
     /// is sized to rule out (nothing written), or where a stacked run met a
     /// non-finite value (the caller's path then rewrites all of `dx`).
     pub fn run(&self, dy: &[f32], dy_shape: [usize; 4], input: [usize; 2], dx: &mut [f32]) -> bool {
+        // Every convolution and copy below is a parallel pass: run them all
+        // on the pool's threads, so the caller hands over to the pool once
+        // rather than once per pass (about 40 us each on a 2-core VM).
+        if crate::parallel::one_thread() {
+            self.run_passes(dy, dy_shape, input, dx)
+        } else {
+            rayon::scope(|_| self.run_passes(dy, dy_shape, input, dx))
+        }
+    }
+
+    /// [`run`](Self::run)'s passes, on whichever thread calls it.
+    fn run_passes(&self, dy: &[f32], dy_shape: [usize; 4], input: [usize; 2], dx: &mut [f32]) -> bool {
         let [n, _, _, _] = dy_shape;
         let (s, [h, w]) = (self.stride, input);
         let plane = h * w;
