@@ -113,6 +113,9 @@ struct Image<'a> {
     stream: bool,
     /// Whether band fills prefetch the input ahead.
     prefetch: bool,
+    /// Whether the row blocks of a group are separate tasks (else one task
+    /// runs them all over one band fill).
+    split_rows: bool,
 }
 
 /// One thread's band, the taps of the band layout `taps_for`, and C tile.
@@ -354,9 +357,12 @@ impl GemmConv {
         // plane ahead. vgg_conv1_2 (12.8 MB in) 234 -> 247 GFLOP/s, one
         // thread; r50_3x3_64 (0.8 MB) lost 2%, so a smaller input does not.
         let prefetch = n * in_image * 4 > CacheSizes::detect().l3 / 8;
+        // One thread gains nothing from separate row-block tasks, and each
+        // would fill its own band.
+        let split_rows = threads > 1;
         let image = |(yi, xi): (&mut [f32], &[f32])| {
             let c = MatMut::new(yi, k, pixels, pixels, 1).expect("the output image is K x OH*OW");
-            let image = Image { x: xi, geom, lowering, tile, clamp, stream, prefetch };
+            let image = Image { x: xi, geom, lowering, tile, clamp, stream, prefetch, split_rows };
             self.split(&image, c, 0..self.weights.len(), 0..tiles);
         };
         if n == 1 || parallel::one_thread() {
@@ -369,9 +375,14 @@ impl GemmConv {
 
     /// Halves the (row blocks x pixel tiles) grid until one task is left,
     /// running the halves with `rayon::join` (in turn on a one-thread pool); the views stay disjoint.
+    /// Row blocks are split first, but where `im.split_rows` is off only at
+    /// group boundaries: a task then runs all the row blocks of its group
+    /// over one band fill.
     fn split(&self, im: &Image<'_>, c: MatMut<'_>, rbs: Range<usize>, tiles: Range<usize>) {
-        if rbs.len() > 1 {
-            let mid = rbs.start + rbs.len() / 2;
+        // Without `split_rows` the ranges hold whole groups.
+        let unit = if im.split_rows { 1 } else { self.blocks_per_group };
+        if rbs.len() > unit {
+            let mid = rbs.start + rbs.len() / unit / 2 * unit;
             let (top, bottom) = c.split_at_row(self.row_block(mid).0 - self.row_block(rbs.start).0);
             let tiles2 = tiles.clone();
             parallel::join(
@@ -387,23 +398,19 @@ impl GemmConv {
                 || self.split(im, right, rbs2, mid..tiles.end),
             );
         } else {
-            self.task(im, c, rbs.start, tiles.start * im.tile);
+            self.task(im, c, rbs, tiles.start * im.tile);
         }
     }
 
-    /// One GEMM: row block `rb` of the weights times pixels `p0..p0+c.cols()`.
-    fn task(&self, im: &Image<'_>, c: MatMut<'_>, rb: usize, p0: usize) {
+    /// The GEMMs of row blocks `rbs` (all of one group) times pixels
+    /// `p0..p0 + c.cols()`; the implicit forms fill their band once for all.
+    fn task(&self, im: &Image<'_>, c: MatMut<'_>, rbs: Range<usize>, p0: usize) {
         let g = &im.geom;
-        let group = rb / self.blocks_per_group;
+        let group = rbs.start / self.blocks_per_group;
         let group_len = g.c * g.h * g.w;
         let x = &im.x[group * group_len..(group + 1) * group_len];
-        let (r0, rows) = self.row_block(rb);
-        let ep = Epilogue {
-            bias: self.bias.as_ref().map_or(Bias::None, |b| Bias::PerRow(&b[r0..r0 + rows])),
-            clamp: im.clamp,
-        };
-        let a = ASource::Packed(&self.weights[rb]);
         let pixels = c.cols();
+        let (oy0, rows) = (p0 / g.ow, pixels / g.ow);
         match im.lowering {
             Lowering::Pointwise => {
                 let planes = g.h * g.w;
@@ -411,27 +418,31 @@ impl GemmConv {
                     .ok()
                     .and_then(|m| m.block(0, p0, g.c, pixels))
                     .expect("the input planes hold the pixel tile");
-                self.gemm.run(1.0, a, &b, 0.0, c, &ep);
+                self.each_block(c, rbs, im.clamp, |rb, c, ep| {
+                    self.gemm.run(1.0, ASource::Packed(&self.weights[rb]), &b, 0.0, c, ep)
+                });
             }
             Lowering::Implicit(band) | Lowering::ImplicitChannels(band) => BAND.with(|ws| {
                 let BandBuffers { band: buf, taps_for, taps, ctile } = &mut *ws.borrow_mut();
                 buf.resize(buf.len().max(band.len()), 0.0);
                 if *taps_for != Some(band) {
-                    taps.resize(self.weights[rb].cols(), 0);
+                    taps.resize(self.weights[rbs.start].cols(), 0);
                     band.taps(taps);
                     *taps_for = Some(band);
                 }
                 if im.prefetch {
-                    band.fill_prefetching(x, p0 / g.ow, buf);
+                    band.fill_prefetching(x, oy0, buf);
                 } else {
-                    band.fill(x, p0 / g.ow, buf);
+                    band.fill(x, oy0, buf);
                 }
-                let rows = pixels / g.ow;
-                if matches!(im.lowering, Lowering::Implicit(_)) {
-                    band.run(&self.gemm, &self.weights[rb], buf, taps, rows, c, &ep, ctile);
-                } else {
-                    band.run_transposed(&self.gemm_t, &self.weights_t[rb], buf, taps, rows, c, &ep, ctile, im.stream);
-                }
+                let pixel_lanes = matches!(im.lowering, Lowering::Implicit(_));
+                self.each_block(c, rbs, im.clamp, |rb, c, ep| {
+                    if pixel_lanes {
+                        band.run(&self.gemm, &self.weights[rb], buf, taps, rows, c, ep, ctile);
+                    } else {
+                        band.run_transposed(&self.gemm_t, &self.weights_t[rb], buf, taps, rows, c, ep, ctile, im.stream);
+                    }
+                });
             }),
             Lowering::PointwiseChannels(band) => BAND.with(|ws| {
                 let BandBuffers { taps_for, taps, ctile, .. } = &mut *ws.borrow_mut();
@@ -439,11 +450,35 @@ impl GemmConv {
                 taps.clear();
                 taps.extend((0..g.c).map(|p| (p * g.h * g.w) as u32));
                 *taps_for = None;
-                let (oy0, rows) = (p0 / g.ow, pixels / g.ow);
                 let band_x = &x[oy0 * g.ow..];
-                band.run_transposed(&self.gemm_t, &self.weights_t[rb], band_x, taps, rows, c, &ep, ctile, im.stream);
+                self.each_block(c, rbs, im.clamp, |rb, c, ep| {
+                    band.run_transposed(&self.gemm_t, &self.weights_t[rb], band_x, taps, rows, c, ep, ctile, im.stream)
+                });
             }),
-            Lowering::Im2col => self.gemm.run(1.0, a, &Im2col::new(x, *g, p0, pixels), 0.0, c, &ep),
+            Lowering::Im2col => {
+                let b = Im2col::new(x, *g, p0, pixels);
+                self.each_block(c, rbs, im.clamp, |rb, c, ep| {
+                    self.gemm.run(1.0, ASource::Packed(&self.weights[rb]), &b, 0.0, c, ep)
+                });
+            }
+        }
+    }
+
+    /// Runs `f(rb, C rows of rb, its epilogue)` for each row block of `rbs`,
+    /// `c` holding their rows in order.
+    fn each_block(
+        &self,
+        mut c: MatMut<'_>,
+        rbs: Range<usize>,
+        clamp: Option<(f32, f32)>,
+        mut f: impl FnMut(usize, MatMut<'_>, &Epilogue<'_>),
+    ) {
+        for rb in rbs {
+            let (r0, rows) = self.row_block(rb);
+            let (block, rest) = c.split_at_row(rows);
+            c = rest;
+            let ep = Epilogue { bias: self.bias.as_ref().map_or(Bias::None, |b| Bias::PerRow(&b[r0..r0 + rows])), clamp };
+            f(rb, block, &ep);
         }
     }
 }
