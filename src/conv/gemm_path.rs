@@ -271,16 +271,20 @@ impl GemmConv {
         };
         let mut pixel_form: Option<(f64, Band)> = None;
         let mut channel_form: Option<(f64, Band)> = None;
+        // The channel form reads the input in place where nothing is
+        // padded, else a band without the phase split.
+        let rows_fit = |band: &Band| band.rows() == 1 || band.len() <= BAND_BUDGET;
+        let fits = |band: &Band| rows_fit(band) || band.is_in_place();
         for rows in 1..=most_rows {
-            let Some(band) = Band::new(*g, rows, nr) else { continue };
-            if rows > 1 && band.len() > BAND_BUDGET {
-                break;
-            }
             let total = (g.oh / rows) * lanes(rows) + if g.oh.is_multiple_of(rows) { 0 } else { lanes(g.oh % rows) };
-            let pixel = balance(rows) * rows_use * pixels as f64 / total as f64;
-            let channel = balance(rows) * share(rows * g.ow, mr);
-            for (form, score) in [(&mut pixel_form, pixel), (&mut channel_form, channel)] {
-                if form.is_none_or(|(best, _)| score >= best - 0.005) {
+            let pixel =
+                (Band::new(*g, rows, nr).filter(rows_fit), balance(rows) * rows_use * pixels as f64 / total as f64);
+            let band = Band::in_place(*g, rows, nr).or_else(|| Band::unsplit(*g, rows, nr));
+            let channel = (band.filter(fits), balance(rows) * share(rows * g.ow, mr));
+            for (form, (band, score)) in [(&mut pixel_form, pixel), (&mut channel_form, channel)] {
+                if let Some(band) = band
+                    && form.is_none_or(|(best, _)| score >= best - 0.005)
+                {
                     *form = Some((score, band));
                 }
             }
@@ -325,9 +329,11 @@ impl GemmConv {
         let nr = self.gemm.kernel.nr;
         match self.lowering(g, n, threads) {
             Lowering::Pointwise => 0,
-            Lowering::PointwiseChannels(_) => k + self.block_rows * TRANSPOSED_CHUNK,
             Lowering::Implicit(band) => band.len() + k + self.block_rows * nr,
-            Lowering::ImplicitChannels(band) => band.len() + k + self.block_rows * TRANSPOSED_CHUNK,
+            Lowering::ImplicitChannels(band) | Lowering::PointwiseChannels(band) => {
+                let copied = if band.is_in_place() { 0 } else { band.len() };
+                copied + k + self.block_rows * TRANSPOSED_CHUNK
+            }
             Lowering::Im2col => self.gemm.kc.min(k) * self.tile_width(g, n, threads).next_multiple_of(nr),
         }
     }
@@ -422,39 +428,35 @@ impl GemmConv {
                     self.gemm.run(1.0, ASource::Packed(&self.weights[rb]), &b, 0.0, c, ep)
                 });
             }
-            Lowering::Implicit(band) | Lowering::ImplicitChannels(band) => BAND.with(|ws| {
-                let BandBuffers { band: buf, taps_for, taps, ctile } = &mut *ws.borrow_mut();
-                buf.resize(buf.len().max(band.len()), 0.0);
-                if *taps_for != Some(band) {
-                    taps.resize(self.weights[rbs.start].cols(), 0);
-                    band.taps(taps);
-                    *taps_for = Some(band);
-                }
-                if im.prefetch {
-                    band.fill_prefetching(x, oy0, buf);
-                } else {
-                    band.fill(x, oy0, buf);
-                }
-                let pixel_lanes = matches!(im.lowering, Lowering::Implicit(_));
-                self.each_block(c, rbs, im.clamp, |rb, c, ep| {
-                    if pixel_lanes {
-                        band.run(&self.gemm, &self.weights[rb], buf, taps, rows, c, ep, ctile);
-                    } else {
-                        band.run_transposed(&self.gemm_t, &self.weights_t[rb], buf, taps, rows, c, ep, ctile, im.stream);
+            Lowering::Implicit(band) | Lowering::ImplicitChannels(band) | Lowering::PointwiseChannels(band) => BAND
+                .with(|ws| {
+                    let BandBuffers { band: buf, taps_for, taps, ctile } = &mut *ws.borrow_mut();
+                    if *taps_for != Some(band) {
+                        taps.resize(self.weights[rbs.start].cols(), 0);
+                        band.taps(taps);
+                        *taps_for = Some(band);
                     }
-                });
-            }),
-            Lowering::PointwiseChannels(band) => BAND.with(|ws| {
-                let BandBuffers { taps_for, taps, ctile, .. } = &mut *ws.borrow_mut();
-                // Tap p is plane p of the input, which is the band as it is.
-                taps.clear();
-                taps.extend((0..g.c).map(|p| (p * g.h * g.w) as u32));
-                *taps_for = None;
-                let band_x = &x[oy0 * g.ow..];
-                self.each_block(c, rbs, im.clamp, |rb, c, ep| {
-                    band.run_transposed(&self.gemm_t, &self.weights_t[rb], band_x, taps, rows, c, ep, ctile, im.stream)
-                });
-            }),
+                    let buf: &[f32] = if band.is_in_place() {
+                        &x[oy0 * g.stride[0] * g.w..]
+                    } else {
+                        buf.resize(buf.len().max(band.len()), 0.0);
+                        if im.prefetch {
+                            band.fill_prefetching(x, oy0, buf);
+                        } else {
+                            band.fill(x, oy0, buf);
+                        }
+                        buf
+                    };
+                    let pixel_lanes = matches!(im.lowering, Lowering::Implicit(_));
+                    self.each_block(c, rbs, im.clamp, |rb, c, ep| {
+                        if pixel_lanes {
+                            band.run(&self.gemm, &self.weights[rb], buf, taps, rows, c, ep, ctile);
+                        } else {
+                            let wt = &self.weights_t[rb];
+                            band.run_transposed(&self.gemm_t, wt, buf, taps, rows, c, ep, ctile, im.stream);
+                        }
+                    });
+                }),
             Lowering::Im2col => {
                 let b = Im2col::new(x, *g, p0, pixels);
                 self.each_block(c, rbs, im.clamp, |rb, c, ep| {
@@ -477,7 +479,8 @@ impl GemmConv {
             let (r0, rows) = self.row_block(rb);
             let (block, rest) = c.split_at_row(rows);
             c = rest;
-            let ep = Epilogue { bias: self.bias.as_ref().map_or(Bias::None, |b| Bias::PerRow(&b[r0..r0 + rows])), clamp };
+            let ep =
+                Epilogue { bias: self.bias.as_ref().map_or(Bias::None, |b| Bias::PerRow(&b[r0..r0 + rows])), clamp };
             f(rb, block, &ep);
         }
     }
