@@ -82,8 +82,8 @@ pub(super) enum Lowering {
     /// B's rows read in place from bands of padded input rows, pixels in
     /// the vector lanes.
     Implicit(Band),
-    /// The same bands, output channels in the vector lanes (`C^T = im2col^T
-    /// * W^T`).
+    /// Bands without the phase split (the input itself where nothing is
+    /// padded), output channels in the vector lanes (`C^T = im2col^T * W^T`).
     ImplicitChannels(Band),
     /// Patches gathered into packed panels.
     Im2col,
@@ -135,7 +135,15 @@ thread_local! {
 
 impl GemmConv {
     /// Packs `a` (`K x C/groups*FH*FW`, the weights as a matrix) block by block.
-    pub fn new(gemm: &'static Gemm, a: MatRef<'_>, groups: usize, pointwise: bool, bias: Option<&[f32]>) -> Self {
+    /// `window` is the filter's taps per input channel (FH * FW).
+    pub fn new(
+        gemm: &'static Gemm,
+        a: MatRef<'_>,
+        groups: usize,
+        window: usize,
+        pointwise: bool,
+        bias: Option<&[f32]>,
+    ) -> Self {
         let kg = a.rows() / groups;
         // Equal KC blocks no longer than the tuned KC: a 3x3 over 64
         // channels (K = 576) runs as 2 x 288, not 512 + 64, whose short
@@ -149,8 +157,15 @@ impl GemmConv {
         // L2 either way). Measured on Zen 5, one thread, GFLOP/s at KC 512
         // / 1024: r50_3x3_64 233 / 246, r50_3x3_128 237 / 250, vgg_conv1_2
         // 215 / 218, r50_3x3_64_b8 225 / 232; at 64 / 128 / 256: r50_3x3_64
-        // 216 / 225 / 236.
-        let kc_t = (CacheSizes::detect().l2 / 4 / (gemm.kernel.nr * 4)).max(gemm.kc);
+        // 216 / 225 / 236. A filter window reads FH * FW taps of each input
+        // line it loads, so its A rows touch few lines per step, and its
+        // panels go up to half of L2; a 1x1 layer reads a new plane each
+        // step. Measured on Zen 5, GFLOP/s at a quarter / half of L2, one
+        // thread: r50_3x3_128 237 / 242, r50_3x3_256_14 238 / 243, 1x1
+        // 2048->512 at 7x7 229 / 204; two: r50_3x3_128 441 / 453,
+        // r50_3x3_512 443 / 452, the 1x1 460 / 415.
+        let l2_share = if window > 1 { 2 } else { 4 };
+        let kc_t = (CacheSizes::detect().l2 / l2_share / (gemm.kernel.nr * 4)).max(gemm.kc);
         let gemm_t = Gemm { kc: k.div_ceil(k.div_ceil(kc_t).max(1)).next_multiple_of(8).min(kc_t), ..gemm };
         let blocks = kg.div_ceil(MAX_BLOCK_ROWS);
         // Whole NR panels when there are that many channels, so the form
