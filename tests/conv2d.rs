@@ -239,6 +239,9 @@ fn large_layers_split_into_tiles_and_channel_blocks() {
             [2, 8, 40, 37],
         ),
         (Conv2dParams::new(300, 8, [3, 3]).padding(1), [1, 300, 6, 6]),
+        // Two groups of two row blocks each: one thread runs each group's
+        // blocks over one band fill.
+        (Conv2dParams::new(6, 520, [3, 3]).padding(1).groups(2), [1, 6, 9, 8]),
         (Conv2dParams::new(32, 32, [3, 3]).padding(1).groups(32), [1, 32, 45, 47]),
         // Few pixels: the last row block of the channel form is 1, 3, 8 or
         // 4 pixels tall under MR 4, 6 and 12, on a shorter gathered tile.

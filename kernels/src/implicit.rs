@@ -20,6 +20,12 @@
 //! A *band* is the padded, phase-split copy of the input rows that a run of
 //! `rows` output rows reads, over all the channels of one group: the unit of
 //! work of one task, a few hundred KiB.
+//!
+//! The form with output channels in the vector lanes reads each pixel at its
+//! own address, so it needs no phase split: its band is the padded input
+//! rows as they are ([`Band::unsplit`]), a plain copy, with the pixels
+//! `stride` apart; and where nothing is padded it is the input itself
+//! ([`Band::in_place`]), with nothing to copy.
 
 use crate::gemm::{Bias, Epilogue, Gemm, PackedA, TileEpilogue};
 use crate::im2col::{Geometry, gather_run};
@@ -45,6 +51,11 @@ pub struct Band {
     plane: usize,
     /// The microkernel's NR.
     nr: usize,
+    /// Band rows and columns from one output pixel to the next: 1 with the
+    /// phase split, the stride without.
+    step: [usize; 2],
+    /// Whether the band is the group's input planes themselves.
+    in_place: bool,
 }
 
 impl Band {
@@ -62,16 +73,62 @@ impl Band {
     /// # Panics
     /// If `g` has a zero stride, dilation, filter size or output size.
     pub fn new(g: Geometry, rows: usize, nr: usize) -> Option<Band> {
+        Band::layout(g, rows, nr, [1, 1], false)
+    }
+
+    /// The layout without the phase split: the padded input rows as they
+    /// are, each output pixel `stride` from the next. Only
+    /// [`run_transposed`](Self::run_transposed) reads it.
+    ///
+    /// # Panics
+    /// As for [`new`](Self::new).
+    pub fn unsplit(g: Geometry, rows: usize, nr: usize) -> Option<Band> {
+        Band::layout(g, rows, nr, g.stride, false)
+    }
+
+    /// [`unsplit`](Self::unsplit) for a layer without padding, whose band is
+    /// then the group's input planes themselves: nothing to
+    /// [fill](Self::fill), and [`run_transposed`](Self::run_transposed)
+    /// reads the input from the band's first row (`oy0 * stride`) on.
+    /// `None` where some tap reads padding.
+    ///
+    /// # Panics
+    /// As for [`new`](Self::new).
+    pub fn in_place(g: Geometry, rows: usize, nr: usize) -> Option<Band> {
+        let padded = g.pad_top + g.pad_left > 0
+            || (g.oh - 1) * g.stride[0] + (g.fh - 1) * g.dilation[0] >= g.h
+            || (g.ow - 1) * g.stride[1] + (g.fw - 1) * g.dilation[1] >= g.w;
+        if padded {
+            return None;
+        }
+        Band::layout(g, rows, nr, g.stride, true)
+    }
+
+    fn layout(g: Geometry, rows: usize, nr: usize, step: [usize; 2], in_place: bool) -> Option<Band> {
         assert!(g.stride.iter().chain(&g.dilation).all(|&v| v > 0), "stride and dilation must be positive");
         assert!(g.fh > 0 && g.fw > 0 && g.oh > 0 && g.ow > 0 && rows > 0 && nr > 0, "empty convolution");
-        let period = [0, 1].map(|i| g.stride[i] / gcd(g.dilation[i], g.stride[i]));
+        // Input rows and columns from one band row or column to the next.
+        let outer = [g.stride[0] / step[0], g.stride[1] / step[1]];
+        let period = [0, 1].map(|i| outer[i] / gcd(g.dilation[i], outer[i]));
         let phases = [period[0].min(g.fh), period[1].min(g.fw)];
-        let grid_w = g.ow.checked_add((g.fw - 1).checked_mul(g.dilation[1])? / g.stride[1])?;
-        let phase_rows = rows.checked_add((g.fh - 1).checked_mul(g.dilation[0])? / g.stride[0])?;
-        let plane = phase_rows.checked_mul(grid_w)?.checked_add(nr)?;
-        let band = Band { g, rows, grid_w, period, phases, phase_rows, plane, nr };
+        // The band rows (columns) the pixels and their taps reach.
+        let reach = |n: usize, step: usize, f: usize, d: usize, outer: usize| {
+            (n - 1).checked_mul(step)?.checked_add((f - 1).checked_mul(d)? / outer)?.checked_add(1)
+        };
+        let mut grid_w = reach(g.ow, step[1], g.fw, g.dilation[1], outer[1])?;
+        let mut phase_rows = reach(rows, step[0], g.fh, g.dilation[0], outer[0])?;
+        let mut plane = phase_rows.checked_mul(grid_w)?.checked_add(nr)?;
+        if in_place {
+            (grid_w, phase_rows, plane) = (g.w, g.h, g.h.checked_mul(g.w)?);
+        }
+        let band = Band { g, rows, grid_w, period, phases, phase_rows, plane, nr, step, in_place };
         let len = band.channel_len()?.checked_mul(g.c)?;
         (len <= u32::MAX as usize).then_some(band)
+    }
+
+    /// Whether the band is the input itself (see [`in_place`](Self::in_place)).
+    pub fn is_in_place(&self) -> bool {
+        self.in_place
     }
 
     /// Output rows per band.
@@ -81,6 +138,11 @@ impl Band {
 
     fn channel_len(&self) -> Option<usize> {
         (self.phases[0] * self.phases[1]).checked_mul(self.plane)
+    }
+
+    /// Input rows (axis 0) or columns (1) from one band row or column to the next.
+    fn outer(&self, axis: usize) -> usize {
+        self.g.stride[axis] / self.step[axis]
     }
 
     /// Floats of one band buffer.
@@ -102,9 +164,9 @@ impl Band {
         let mut it = taps.iter_mut();
         for c in 0..g.c {
             for fy in 0..g.fh {
-                let (py, shift_y) = (fy % self.period[0], fy * g.dilation[0] / g.stride[0]);
+                let (py, shift_y) = (fy % self.period[0], fy * g.dilation[0] / self.outer(0));
                 for fx in 0..g.fw {
-                    let (px, shift_x) = (fx % self.period[1], fx * g.dilation[1] / g.stride[1]);
+                    let (px, shift_x) = (fx % self.period[1], fx * g.dilation[1] / self.outer(1));
                     let phase = py * self.phases[1] + px;
                     let off = c * chan + phase * self.plane + shift_y * self.grid_w + shift_x;
                     // Below `len`, which `new` checked fits in u32.
@@ -133,21 +195,23 @@ impl Band {
         let plane_in = g.h * g.w;
         assert!(x.len() >= g.c * plane_in, "input shorter than its planes");
         assert!(band.len() >= self.len(), "band buffer too short");
+        assert!(!self.in_place, "an in-place band is the input itself");
         let chan = self.channel_len().expect("checked in new");
+        let outer = [self.outer(0), self.outer(1)];
         for c in 0..g.c {
             let xc = &x[c * plane_in..(c + 1) * plane_in];
             for py in 0..self.phases[0] {
-                let a = py * g.dilation[0] % g.stride[0];
+                let a = py * g.dilation[0] % outer[0];
                 for px in 0..self.phases[1] {
-                    let b = px * g.dilation[1] % g.stride[1];
+                    let b = px * g.dilation[1] % outer[1];
                     let at = c * chan + (py * self.phases[1] + px) * self.plane;
                     let dst = &mut band[at..at + self.phase_rows * self.grid_w];
                     for (i, out) in dst.chunks_exact_mut(self.grid_w).enumerate() {
                         // Padded input row of phase row i; past the input
                         // (or past usize) it is padding.
-                        let row = (oy0 + i)
+                        let row = oy0
                             .checked_mul(g.stride[0])
-                            .and_then(|r| r.checked_add(a))
+                            .and_then(|r| r.checked_add(i * outer[0] + a))
                             .and_then(|r| r.checked_sub(g.pad_top))
                             .filter(|&iy| iy < g.h);
                         match row {
@@ -159,7 +223,7 @@ impl Band {
                                         prefetch_line(v);
                                     }
                                 }
-                                gather_run(out, &xc[iy * g.w..(iy + 1) * g.w], b, g.stride[1], g.pad_left)
+                                gather_run(out, &xc[iy * g.w..(iy + 1) * g.w], b, outer[1], g.pad_left)
                             }
                             None => out.fill(0.0),
                         }
@@ -221,6 +285,7 @@ impl Band {
         // The reduction blocks `PackedA` was packed in.
         let (mr, nr, kc) = (gemm.kernel.mr, gemm.kernel.nr, gemm.kc_block(k));
         assert!(nr == self.nr && a.mr() == mr && a.kc() == gemm.kc, "A or the band laid out for another kernel");
+        assert!(self.step == [1, 1] && !self.in_place, "the pixel lanes read a phase-split band");
         let bias = self.check_run(taps, k, rows, &c, m, ep);
         let grid = (rows - 1) * self.grid_w + g.ow;
         let reach = taps.iter().max().map_or(0, |&t| t as usize) + grid.next_multiple_of(nr);
@@ -319,8 +384,10 @@ impl Band {
         assert!(wt.mr() == nr && wt.kc() == gemm.kc, "W^T packed for another kernel");
         assert!(mr <= MAX_MR, "MR above {MAX_MR}");
         let bias = self.check_run(taps, k, rows, &c, m, ep);
-        // Every pixel's grid position is below `(rows - 1) * grid_w + OW`.
-        let reach = taps.iter().max().map_or(0, |&t| t as usize) + (rows - 1) * self.grid_w + g.ow;
+        // Pixel (oy, ox) starts at band row oy * step[0], column ox * step[1].
+        let (row_step, col_step) = (self.step[0] * self.grid_w, self.step[1]);
+        let last = (rows - 1) * row_step + (g.ow - 1) * col_step;
+        let reach = taps.iter().max().map_or(0, |&t| t as usize) + last + 1;
         assert!(reach <= band.len(), "a tap reads past the band");
         let pixels = rows * g.ow;
         let chunk = TRANSPOSED_CHUNK.next_multiple_of(mr).min(pixels);
@@ -336,7 +403,7 @@ impl Band {
             // (A division per pixel measured 3% of r50_stem.)
             let (mut oy, mut ox) = (t0 / g.ow, t0 % g.ow);
             for row in &mut pixel_rows[..np] {
-                *row = band[oy * self.grid_w + ox..].as_ptr();
+                *row = band[oy * row_step + ox * col_step..].as_ptr();
                 ox += 1;
                 if ox == g.ow {
                     (oy, ox) = (oy + 1, 0);
@@ -471,6 +538,11 @@ mod tests {
             (1, 8, 8, 1, 1, [2, 2], [1, 1], [0, 0, 0, 0], 3),
             (4, 7, 7, 3, 3, [1, 1], [1, 1], [1, 1, 1, 1], 9),
             (1, 6, 20, 2, 7, [1, 3], [1, 1], [1, 3, 0, 3], 2),
+            // No padding (the in-place band): strided, dilated, and with
+            // bottom and right padding no tap reaches.
+            (3, 11, 12, 3, 3, [2, 2], [1, 1], [0, 0, 0, 0], 9),
+            (2, 9, 10, 2, 3, [1, 2], [2, 1], [0, 0, 0, 0], 5),
+            (2, 9, 10, 3, 3, [2, 1], [1, 1], [0, 0, 1, 1], 4),
             // More channels than one NR panel, pixels past one chunk.
             (2, 20, 13, 3, 3, [1, 1], [1, 1], [1, 1, 1, 1], 70),
         ];
@@ -491,35 +563,50 @@ mod tests {
                     let a = PackedA::new(&gemm, wm);
                     let at = PackedA::with_width(&gemm, wm, kernel.nr);
                     for rows in if cfg!(miri) { vec![2] } else { vec![1, 2, oh] } {
-                        let band = Band::new(g, rows, kernel.nr).unwrap();
-                        let mut taps = vec![0; c * fh * fw];
-                        band.taps(&mut taps);
-                        let mut buf = vec![f32::NAN; band.len()];
-                        for (transposed, stream) in [(false, false), (true, false), (true, true)] {
-                            let mut y = vec![f32::NAN; k * oh * ow];
-                            let mut ctile = Vec::new();
-                            for oy0 in (0..oh).step_by(rows) {
-                                let r = rows.min(oh - oy0);
-                                if transposed {
-                                    band.fill_prefetching(&x, oy0, &mut buf);
-                                } else {
-                                    band.fill(&x, oy0, &mut buf);
+                        // The phase-split band serves both forms; the unsplit
+                        // and in-place ones only the channel form.
+                        let both = [(false, false), (true, false), (true, true)];
+                        let layouts = [
+                            (Band::new(g, rows, kernel.nr), &both[..]),
+                            (Band::unsplit(g, rows, kernel.nr), &both[1..]),
+                            (Band::in_place(g, rows, kernel.nr), &both[1..]),
+                        ];
+                        for (band, forms) in layouts {
+                            let Some(band) = band else { continue };
+                            let mut taps = vec![0; c * fh * fw];
+                            band.taps(&mut taps);
+                            let mut buf = vec![f32::NAN; band.len()];
+                            for &(transposed, stream) in forms {
+                                let mut y = vec![f32::NAN; k * oh * ow];
+                                let mut ctile = Vec::new();
+                                for oy0 in (0..oh).step_by(rows) {
+                                    let r = rows.min(oh - oy0);
+                                    let src: &[f32] = if band.is_in_place() {
+                                        &x[oy0 * stride[0] * w..]
+                                    } else {
+                                        if transposed {
+                                            band.fill_prefetching(&x, oy0, &mut buf);
+                                        } else {
+                                            band.fill(&x, oy0, &mut buf);
+                                        }
+                                        &buf
+                                    };
+                                    let ym = MatMut::new(&mut y, k, oh * ow, oh * ow, 1).unwrap();
+                                    let (_, rest) = ym.split_at_col(oy0 * ow);
+                                    let (cm, _) = rest.split_at_col(r * ow);
+                                    let ep = Epilogue::default();
+                                    if transposed {
+                                        band.run_transposed(&gemm, &at, src, &taps, r, cm, &ep, &mut ctile, stream);
+                                    } else {
+                                        band.run(&gemm, &a, src, &taps, r, cm, &ep, &mut ctile);
+                                    }
                                 }
-                                let ym = MatMut::new(&mut y, k, oh * ow, oh * ow, 1).unwrap();
-                                let (_, rest) = ym.split_at_col(oy0 * ow);
-                                let (cm, _) = rest.split_at_col(r * ow);
-                                let ep = Epilogue::default();
-                                if transposed {
-                                    band.run_transposed(&gemm, &at, &buf, &taps, r, cm, &ep, &mut ctile, stream);
-                                } else {
-                                    band.run(&gemm, &a, &buf, &taps, r, cm, &ep, &mut ctile);
-                                }
+                                assert_eq!(
+                                    y, want,
+                                    "{} {band:?} kc {kc} rows {rows} transposed {transposed} {stream}",
+                                    kernel.name
+                                );
                             }
-                            assert_eq!(
-                                y, want,
-                                "{} {g:?} kc {kc} rows {rows} transposed {transposed} {stream}",
-                                kernel.name
-                            );
                         }
                     }
                 }

@@ -7,8 +7,8 @@ use crate::view::MatMut;
 /// `dst(j, col + i) = src[i * stride + j]` for `i < rows`, `j < cols`: the
 /// `rows x cols` block of `src` (row stride `stride`) transposed into `dst`
 /// from column `col` on. `isa` picks the vector path (16x16 register
-/// transposes with AVX-512 where `dst` has unit column stride); anything
-/// else, and the edges, go element by element.
+/// transposes with AVX-512, masked at the edges, where `dst` has unit column
+/// stride); anything else goes element by element.
 ///
 /// # Panics
 /// If the block reaches past `src` or past `dst`.
@@ -51,66 +51,63 @@ fn transpose_with(
     }
     assert!(cols <= stride && (rows - 1) * stride + cols <= src.len(), "block outside src");
     assert!(cols <= dst.rows() && col.checked_add(rows).is_some_and(|e| e <= dst.cols()), "block outside dst");
-    // Rows and columns done by the vector path (none without one).
-    // Rows `ia..ib` of columns `..j0` are done by the vector path (none
-    // without one).
-    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
-    let (mut ia, mut ib, mut j0) = (0, 0, 0);
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx512 && isa.supported() && dst.col_stride() == 1 {
         let rs = dst.row_stride();
         let base = dst.as_mut_ptr();
-        // Streaming stores want whole lines: start the blocks at the first
-        // line-aligned column (the same in every row when the row stride is
-        // whole lines); the rows before it go with the edges.
+        // Streaming stores want whole lines: the blocks from the first
+        // line-aligned column on (the same in every row when the row stride
+        // is whole lines) stream; the rows before it, and a part-filled
+        // last block, take masked ordinary stores.
         let misaligned = base.wrapping_add(col).addr() % 64;
         let stream = stream && rs.is_multiple_of(16) && misaligned.is_multiple_of(4);
-        ia = if stream { ((64 - misaligned) % 64 / 4).min(rows) } else { 0 };
-        (ib, j0) = (ia + (rows - ia) / 16 * 16, cols / 16 * 16);
+        let head = if stream { ((64 - misaligned) % 64 / 4).min(rows) } else { 0 };
         // Column blocks outer: each output row is written as one run of
         // whole lines, which streams better than 16 rows a line at a time.
-        for j in (0..j0).step_by(16) {
-            for i in (ia..ib).step_by(16) {
+        for j in (0..cols).step_by(16) {
+            let w = (cols - j).min(16);
+            let mut i = 0;
+            while i < rows {
+                let h = if i < head { head } else { (rows - i).min(16) };
                 // SAFETY: the CPU has AVX-512F (checked above); rows
-                // i..i+16 and columns j..j+16 of the block lie inside `src`
-                // (asserted: i + 16 <= rows, j + 16 <= cols), and dst rows
-                // j..j+16, columns col+i..col+i+16 inside `dst` (asserted,
-                // unit column stride), which `&mut` makes exclusive; when
-                // streaming, each of those rows starts on a line (col + ia
-                // is aligned, i - ia and the row stride are multiples of 16).
+                // i..i+h and columns j..j+w of the block lie inside `src`
+                // (asserted: i + h <= rows, j + w <= cols), and dst rows
+                // j..j+w, columns col+i..col+i+h inside `dst` (asserted,
+                // unit column stride), which `&mut` makes exclusive; a
+                // streamed block is whole (h = 16) and each of its rows
+                // starts on a line (col + head is aligned, i - head and the
+                // row stride are multiples of 16).
                 unsafe {
                     let (s, d) = (src.as_ptr().add(i * stride + j), base.add(j * rs + col + i));
-                    if stream {
-                        avx512::transpose16::<true>(s, stride, d, rs)
+                    if stream && i >= head && h == 16 {
+                        avx512::transpose16::<true>(s, stride, d, rs, h, w)
                     } else {
-                        avx512::transpose16::<false>(s, stride, d, rs)
+                        avx512::transpose16::<false>(s, stride, d, rs, h, w)
                     }
                 };
+                i += h;
             }
         }
-        if stream && j0 > 0 && ib > ia {
+        if stream {
             // SAFETY: the CPU has AVX-512F (so SSE); a fence only orders
             // the streaming stores before whatever this thread does next.
             unsafe { std::arch::x86_64::_mm_sfence() };
         }
+        return;
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (isa, stream);
-    // The edges: the rows outside `ia..ib` for the columns done above, and
-    // every row of the columns past them.
+    // Without the vector path: runs of up to 16 elements per output row.
     let mut run = [0.0f32; 16];
     for j in 0..cols {
-        let spans = if j < j0 { [(0, ia), (ib, rows)] } else { [(0, rows), (rows, rows)] };
-        for (from, to) in spans {
-            let mut i = from;
-            while i < to {
-                let len = (to - i).min(16);
-                for (t, x) in run[..len].iter_mut().enumerate() {
-                    *x = src[(i + t) * stride + j];
-                }
-                dst.write_run(j, col + i, &run[..len]);
-                i += len;
+        let mut i = 0;
+        while i < rows {
+            let len = (rows - i).min(16);
+            for (t, x) in run[..len].iter_mut().enumerate() {
+                *x = src[(i + t) * stride + j];
             }
+            dst.write_run(j, col + i, &run[..len]);
+            i += len;
         }
     }
 }
@@ -119,18 +116,30 @@ fn transpose_with(
 mod avx512 {
     use std::arch::x86_64::*;
 
-    /// Transposes the 16x16 block at `src` (row stride `ss`) into `dst`
-    /// (row stride `ds`), with non-temporal stores if `STREAM`.
+    /// Transposes the `h x w` block at `src` (row stride `ss`; `h, w <=
+    /// 16`) into the `w x h` block at `dst` (row stride `ds`), with
+    /// non-temporal stores if `STREAM`.
     ///
     /// # Safety
-    /// The CPU has AVX-512F; 16 rows of 16 floats are readable at `src` and
-    /// writable at `dst` with those strides; with `STREAM`, each of the 16
-    /// rows at `dst` is 64-byte aligned.
+    /// The CPU has AVX-512F; `h` rows of `w` floats are readable at `src`
+    /// and `w` rows of `h` floats writable at `dst` with those strides; with
+    /// `STREAM`, `h` is 16 and each of the rows at `dst` is 64-byte aligned.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn transpose16<const STREAM: bool>(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
-        // SAFETY: the caller vouches for the 16 rows at each end.
+    pub(super) unsafe fn transpose16<const STREAM: bool>(
+        src: *const f32,
+        ss: usize,
+        dst: *mut f32,
+        ds: usize,
+        h: usize,
+        w: usize,
+    ) {
+        let (load_mask, store_mask) = (mask(w), mask(h));
+        // SAFETY: the caller vouches for the rows at each end; masked-off
+        // lanes are not accessed.
         unsafe {
-            let r: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(src.add(i * ss)));
+            let r: [__m512; 16] = std::array::from_fn(|i| {
+                if i < h { _mm512_maskz_loadu_ps(load_mask, src.add(i * ss)) } else { _mm512_setzero_ps() }
+            });
             // Pairs of rows interleaved by element, then by pairs of
             // elements, then 128-bit lanes across four rows, then across
             // eight: row i of the result is column i of the block.
@@ -147,12 +156,28 @@ mod avx512 {
                 if i % 8 < 4 { _mm512_shuffle_f32x4::<0x88>(a, b) } else { _mm512_shuffle_f32x4::<0xdd>(a, b) }
             });
             for i in 0..16 {
+                let row = row_of(i);
+                if row >= w {
+                    continue;
+                }
                 let (a, b) = (v[i % 8], v[i % 8 + 8]);
-                let w = if i < 8 { _mm512_shuffle_f32x4::<0x88>(a, b) } else { _mm512_shuffle_f32x4::<0xdd>(a, b) };
-                let d = dst.add(row_of(i) * ds);
-                if STREAM { _mm512_stream_ps(d, w) } else { _mm512_storeu_ps(d, w) }
+                let x = if i < 8 { _mm512_shuffle_f32x4::<0x88>(a, b) } else { _mm512_shuffle_f32x4::<0xdd>(a, b) };
+                let d = dst.add(row * ds);
+                if STREAM {
+                    _mm512_stream_ps(d, x)
+                } else if h == 16 {
+                    _mm512_storeu_ps(d, x)
+                } else {
+                    _mm512_mask_storeu_ps(d, store_mask, x)
+                }
             }
         }
+    }
+
+    /// The first `len` (<= 16) lanes.
+    #[inline(always)]
+    fn mask(len: usize) -> __mmask16 {
+        ((1u32 << len) - 1) as __mmask16
     }
 
     /// Which column of the block output vector `i` of the last stage holds:

@@ -82,8 +82,8 @@ pub(super) enum Lowering {
     /// B's rows read in place from bands of padded input rows, pixels in
     /// the vector lanes.
     Implicit(Band),
-    /// The same bands, output channels in the vector lanes (`C^T = im2col^T
-    /// * W^T`).
+    /// Bands without the phase split (the input itself where nothing is
+    /// padded), output channels in the vector lanes (`C^T = im2col^T * W^T`).
     ImplicitChannels(Band),
     /// Patches gathered into packed panels.
     Im2col,
@@ -113,6 +113,9 @@ struct Image<'a> {
     stream: bool,
     /// Whether band fills prefetch the input ahead.
     prefetch: bool,
+    /// Whether the row blocks of a group are separate tasks (else one task
+    /// runs them all over one band fill).
+    split_rows: bool,
 }
 
 /// One thread's band, the taps of the band layout `taps_for`, and C tile.
@@ -132,7 +135,15 @@ thread_local! {
 
 impl GemmConv {
     /// Packs `a` (`K x C/groups*FH*FW`, the weights as a matrix) block by block.
-    pub fn new(gemm: &'static Gemm, a: MatRef<'_>, groups: usize, pointwise: bool, bias: Option<&[f32]>) -> Self {
+    /// `window` is the filter's taps per input channel (FH * FW).
+    pub fn new(
+        gemm: &'static Gemm,
+        a: MatRef<'_>,
+        groups: usize,
+        window: usize,
+        pointwise: bool,
+        bias: Option<&[f32]>,
+    ) -> Self {
         let kg = a.rows() / groups;
         // Equal KC blocks no longer than the tuned KC: a 3x3 over 64
         // channels (K = 576) runs as 2 x 288, not 512 + 64, whose short
@@ -146,8 +157,15 @@ impl GemmConv {
         // L2 either way). Measured on Zen 5, one thread, GFLOP/s at KC 512
         // / 1024: r50_3x3_64 233 / 246, r50_3x3_128 237 / 250, vgg_conv1_2
         // 215 / 218, r50_3x3_64_b8 225 / 232; at 64 / 128 / 256: r50_3x3_64
-        // 216 / 225 / 236.
-        let kc_t = (CacheSizes::detect().l2 / 4 / (gemm.kernel.nr * 4)).max(gemm.kc);
+        // 216 / 225 / 236. A filter window reads FH * FW taps of each input
+        // line it loads, so its A rows touch few lines per step, and its
+        // panels go up to half of L2; a 1x1 layer reads a new plane each
+        // step. Measured on Zen 5, GFLOP/s at a quarter / half of L2, one
+        // thread: r50_3x3_128 237 / 242, r50_3x3_256_14 238 / 243, 1x1
+        // 2048->512 at 7x7 229 / 204; two: r50_3x3_128 441 / 453,
+        // r50_3x3_512 443 / 452, the 1x1 460 / 415.
+        let l2_share = if window > 1 { 2 } else { 4 };
+        let kc_t = (CacheSizes::detect().l2 / l2_share / (gemm.kernel.nr * 4)).max(gemm.kc);
         let gemm_t = Gemm { kc: k.div_ceil(k.div_ceil(kc_t).max(1)).next_multiple_of(8).min(kc_t), ..gemm };
         let blocks = kg.div_ceil(MAX_BLOCK_ROWS);
         // Whole NR panels when there are that many channels, so the form
@@ -268,16 +286,20 @@ impl GemmConv {
         };
         let mut pixel_form: Option<(f64, Band)> = None;
         let mut channel_form: Option<(f64, Band)> = None;
+        // The channel form reads the input in place where nothing is
+        // padded, else a band without the phase split.
+        let rows_fit = |band: &Band| band.rows() == 1 || band.len() <= BAND_BUDGET;
+        let fits = |band: &Band| rows_fit(band) || band.is_in_place();
         for rows in 1..=most_rows {
-            let Some(band) = Band::new(*g, rows, nr) else { continue };
-            if rows > 1 && band.len() > BAND_BUDGET {
-                break;
-            }
             let total = (g.oh / rows) * lanes(rows) + if g.oh.is_multiple_of(rows) { 0 } else { lanes(g.oh % rows) };
-            let pixel = balance(rows) * rows_use * pixels as f64 / total as f64;
-            let channel = balance(rows) * share(rows * g.ow, mr);
-            for (form, score) in [(&mut pixel_form, pixel), (&mut channel_form, channel)] {
-                if form.is_none_or(|(best, _)| score >= best - 0.005) {
+            let pixel =
+                (Band::new(*g, rows, nr).filter(rows_fit), balance(rows) * rows_use * pixels as f64 / total as f64);
+            let band = Band::in_place(*g, rows, nr).or_else(|| Band::unsplit(*g, rows, nr));
+            let channel = (band.filter(fits), balance(rows) * share(rows * g.ow, mr));
+            for (form, (band, score)) in [(&mut pixel_form, pixel), (&mut channel_form, channel)] {
+                if let Some(band) = band
+                    && form.is_none_or(|(best, _)| score >= best - 0.005)
+                {
                     *form = Some((score, band));
                 }
             }
@@ -322,9 +344,11 @@ impl GemmConv {
         let nr = self.gemm.kernel.nr;
         match self.lowering(g, n, threads) {
             Lowering::Pointwise => 0,
-            Lowering::PointwiseChannels(_) => k + self.block_rows * TRANSPOSED_CHUNK,
             Lowering::Implicit(band) => band.len() + k + self.block_rows * nr,
-            Lowering::ImplicitChannels(band) => band.len() + k + self.block_rows * TRANSPOSED_CHUNK,
+            Lowering::ImplicitChannels(band) | Lowering::PointwiseChannels(band) => {
+                let copied = if band.is_in_place() { 0 } else { band.len() };
+                copied + k + self.block_rows * TRANSPOSED_CHUNK
+            }
             Lowering::Im2col => self.gemm.kc.min(k) * self.tile_width(g, n, threads).next_multiple_of(nr),
         }
     }
@@ -354,9 +378,12 @@ impl GemmConv {
         // plane ahead. vgg_conv1_2 (12.8 MB in) 234 -> 247 GFLOP/s, one
         // thread; r50_3x3_64 (0.8 MB) lost 2%, so a smaller input does not.
         let prefetch = n * in_image * 4 > CacheSizes::detect().l3 / 8;
+        // One thread gains nothing from separate row-block tasks, and each
+        // would fill its own band.
+        let split_rows = threads > 1;
         let image = |(yi, xi): (&mut [f32], &[f32])| {
             let c = MatMut::new(yi, k, pixels, pixels, 1).expect("the output image is K x OH*OW");
-            let image = Image { x: xi, geom, lowering, tile, clamp, stream, prefetch };
+            let image = Image { x: xi, geom, lowering, tile, clamp, stream, prefetch, split_rows };
             self.split(&image, c, 0..self.weights.len(), 0..tiles);
         };
         if n == 1 || parallel::one_thread() {
@@ -369,9 +396,14 @@ impl GemmConv {
 
     /// Halves the (row blocks x pixel tiles) grid until one task is left,
     /// running the halves with `rayon::join` (in turn on a one-thread pool); the views stay disjoint.
+    /// Row blocks are split first, but where `im.split_rows` is off only at
+    /// group boundaries: a task then runs all the row blocks of its group
+    /// over one band fill.
     fn split(&self, im: &Image<'_>, c: MatMut<'_>, rbs: Range<usize>, tiles: Range<usize>) {
-        if rbs.len() > 1 {
-            let mid = rbs.start + rbs.len() / 2;
+        // Without `split_rows` the ranges hold whole groups.
+        let unit = if im.split_rows { 1 } else { self.blocks_per_group };
+        if rbs.len() > unit {
+            let mid = rbs.start + rbs.len() / unit / 2 * unit;
             let (top, bottom) = c.split_at_row(self.row_block(mid).0 - self.row_block(rbs.start).0);
             let tiles2 = tiles.clone();
             parallel::join(
@@ -387,23 +419,19 @@ impl GemmConv {
                 || self.split(im, right, rbs2, mid..tiles.end),
             );
         } else {
-            self.task(im, c, rbs.start, tiles.start * im.tile);
+            self.task(im, c, rbs, tiles.start * im.tile);
         }
     }
 
-    /// One GEMM: row block `rb` of the weights times pixels `p0..p0+c.cols()`.
-    fn task(&self, im: &Image<'_>, c: MatMut<'_>, rb: usize, p0: usize) {
+    /// The GEMMs of row blocks `rbs` (all of one group) times pixels
+    /// `p0..p0 + c.cols()`; the implicit forms fill their band once for all.
+    fn task(&self, im: &Image<'_>, c: MatMut<'_>, rbs: Range<usize>, p0: usize) {
         let g = &im.geom;
-        let group = rb / self.blocks_per_group;
+        let group = rbs.start / self.blocks_per_group;
         let group_len = g.c * g.h * g.w;
         let x = &im.x[group * group_len..(group + 1) * group_len];
-        let (r0, rows) = self.row_block(rb);
-        let ep = Epilogue {
-            bias: self.bias.as_ref().map_or(Bias::None, |b| Bias::PerRow(&b[r0..r0 + rows])),
-            clamp: im.clamp,
-        };
-        let a = ASource::Packed(&self.weights[rb]);
         let pixels = c.cols();
+        let (oy0, rows) = (p0 / g.ow, pixels / g.ow);
         match im.lowering {
             Lowering::Pointwise => {
                 let planes = g.h * g.w;
@@ -411,39 +439,64 @@ impl GemmConv {
                     .ok()
                     .and_then(|m| m.block(0, p0, g.c, pixels))
                     .expect("the input planes hold the pixel tile");
-                self.gemm.run(1.0, a, &b, 0.0, c, &ep);
+                self.each_block(c, rbs, im.clamp, |rb, c, ep| {
+                    self.gemm.run(1.0, ASource::Packed(&self.weights[rb]), &b, 0.0, c, ep)
+                });
             }
-            Lowering::Implicit(band) | Lowering::ImplicitChannels(band) => BAND.with(|ws| {
-                let BandBuffers { band: buf, taps_for, taps, ctile } = &mut *ws.borrow_mut();
-                buf.resize(buf.len().max(band.len()), 0.0);
-                if *taps_for != Some(band) {
-                    taps.resize(self.weights[rb].cols(), 0);
-                    band.taps(taps);
-                    *taps_for = Some(band);
-                }
-                if im.prefetch {
-                    band.fill_prefetching(x, p0 / g.ow, buf);
-                } else {
-                    band.fill(x, p0 / g.ow, buf);
-                }
-                let rows = pixels / g.ow;
-                if matches!(im.lowering, Lowering::Implicit(_)) {
-                    band.run(&self.gemm, &self.weights[rb], buf, taps, rows, c, &ep, ctile);
-                } else {
-                    band.run_transposed(&self.gemm_t, &self.weights_t[rb], buf, taps, rows, c, &ep, ctile, im.stream);
-                }
-            }),
-            Lowering::PointwiseChannels(band) => BAND.with(|ws| {
-                let BandBuffers { taps_for, taps, ctile, .. } = &mut *ws.borrow_mut();
-                // Tap p is plane p of the input, which is the band as it is.
-                taps.clear();
-                taps.extend((0..g.c).map(|p| (p * g.h * g.w) as u32));
-                *taps_for = None;
-                let (oy0, rows) = (p0 / g.ow, pixels / g.ow);
-                let band_x = &x[oy0 * g.ow..];
-                band.run_transposed(&self.gemm_t, &self.weights_t[rb], band_x, taps, rows, c, &ep, ctile, im.stream);
-            }),
-            Lowering::Im2col => self.gemm.run(1.0, a, &Im2col::new(x, *g, p0, pixels), 0.0, c, &ep),
+            Lowering::Implicit(band) | Lowering::ImplicitChannels(band) | Lowering::PointwiseChannels(band) => BAND
+                .with(|ws| {
+                    let BandBuffers { band: buf, taps_for, taps, ctile } = &mut *ws.borrow_mut();
+                    if *taps_for != Some(band) {
+                        taps.resize(self.weights[rbs.start].cols(), 0);
+                        band.taps(taps);
+                        *taps_for = Some(band);
+                    }
+                    let buf: &[f32] = if band.is_in_place() {
+                        &x[oy0 * g.stride[0] * g.w..]
+                    } else {
+                        buf.resize(buf.len().max(band.len()), 0.0);
+                        if im.prefetch {
+                            band.fill_prefetching(x, oy0, buf);
+                        } else {
+                            band.fill(x, oy0, buf);
+                        }
+                        buf
+                    };
+                    let pixel_lanes = matches!(im.lowering, Lowering::Implicit(_));
+                    self.each_block(c, rbs, im.clamp, |rb, c, ep| {
+                        if pixel_lanes {
+                            band.run(&self.gemm, &self.weights[rb], buf, taps, rows, c, ep, ctile);
+                        } else {
+                            let wt = &self.weights_t[rb];
+                            band.run_transposed(&self.gemm_t, wt, buf, taps, rows, c, ep, ctile, im.stream);
+                        }
+                    });
+                }),
+            Lowering::Im2col => {
+                let b = Im2col::new(x, *g, p0, pixels);
+                self.each_block(c, rbs, im.clamp, |rb, c, ep| {
+                    self.gemm.run(1.0, ASource::Packed(&self.weights[rb]), &b, 0.0, c, ep)
+                });
+            }
+        }
+    }
+
+    /// Runs `f(rb, C rows of rb, its epilogue)` for each row block of `rbs`,
+    /// `c` holding their rows in order.
+    fn each_block(
+        &self,
+        mut c: MatMut<'_>,
+        rbs: Range<usize>,
+        clamp: Option<(f32, f32)>,
+        mut f: impl FnMut(usize, MatMut<'_>, &Epilogue<'_>),
+    ) {
+        for rb in rbs {
+            let (r0, rows) = self.row_block(rb);
+            let (block, rest) = c.split_at_row(rows);
+            c = rest;
+            let ep =
+                Epilogue { bias: self.bias.as_ref().map_or(Bias::None, |b| Bias::PerRow(&b[r0..r0 + rows])), clamp };
+            f(rb, block, &ep);
         }
     }
 }

@@ -132,7 +132,7 @@ impl Conv2dPlan {
             let gemm = active_gemm();
             let pointwise = fh == 1 && fw == 1 && p.stride == [1, 1] && p.padding == crate::Padding::uniform(0);
             let a = MatRef::new(w, k, cg * fh * fw, cg * fh * fw, 1)?;
-            Path::Gemm(gemm_path::GemmConv::new(gemm, a, p.groups, pointwise, bias))
+            Path::Gemm(gemm_path::GemmConv::new(gemm, a, p.groups, fh * fw, pointwise, bias))
         };
         Ok(Conv2dPlan { p: *p, act, path })
     }
