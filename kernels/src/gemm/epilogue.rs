@@ -54,12 +54,6 @@ impl TileEpilogue {
             clamp: None,
         }
     }
-
-    /// Whether the tile is stored to C as it is: alpha 1, C not read, no
-    /// bias, no clamp.
-    pub fn is_plain(&self) -> bool {
-        self.alpha == 1.0 && !self.load_c && self.bias_row.is_null() && self.bias_col.is_null() && self.clamp.is_none()
-    }
 }
 
 /// Clamps like `max(min, x)` then `min(max, x)`, keeping NaN.

@@ -119,26 +119,6 @@ pub(crate) unsafe fn body<S: Simd, A: ASteps, B: BSteps, const MR: usize, const 
             }
         }
 
-        if cs_c == 1 && m == MR && n == NR && t.is_plain() {
-            // A whole row-major tile stored as it is (the first KC block of
-            // a product with beta 0, no bias, no clamp): loops of fixed
-            // length, which the compiler unrolls so `acc` stays in
-            // registers. (The same for tiles added to C measured 3% slower
-            // on 2048^3 than the general loop below.)
-            for (i, row) in acc.iter().enumerate() {
-                for (v, &x) in row.iter().enumerate() {
-                    // Row i, columns v*LANES .. +LANES: inside the tile.
-                    S::store(c.add(i * rs_c + v * S::LANES), x);
-                }
-            }
-            return;
-        }
-        // Every other tile reads a copy of `acc`: the loops below, with
-        // their runtime lengths and branches, keep whatever they index in
-        // memory, and indexing `acc` itself made every tile, the one above
-        // too, zero it on the stack first and spill it there after the k
-        // loop (single-thread (64, 3136, 256): 232 -> 239 GFLOP/s without).
-        let acc = std::hint::black_box(acc);
         if cs_c != 1 {
             let mut tile = [[0.0f32; NR]; MR];
             for (dst, row) in tile.iter_mut().zip(&acc) {
