@@ -11,6 +11,7 @@
 
 pub mod col2im;
 pub mod depthwise;
+pub mod direct;
 pub mod gemm;
 pub mod im2col;
 pub mod im2col_t;

@@ -7,6 +7,7 @@ use std::cell::RefCell;
 use std::ops::Range;
 
 use rayon::prelude::*;
+use receptive_kernels::direct::{Direct, DirectWeights};
 use receptive_kernels::gemm::{ASource, Bias, CacheSizes, Epilogue, Gemm, MicroKernel, PackedA};
 use receptive_kernels::im2col::{Geometry, Im2col};
 use receptive_kernels::implicit::{Band, TRANSPOSED_CHUNK};
@@ -43,6 +44,10 @@ pub(super) struct GemmConv {
     weights_t: Vec<PackedA>,
     /// The GEMM the W^T panels were packed for (its own KC).
     gemm_t: Gemm,
+    /// The direct kernel and the blocks packed for it, where the reduction
+    /// is short enough ([`MAX_DIRECT_TAPS`]); else empty.
+    direct: &'static Direct,
+    weights_d: Vec<DirectWeights>,
     bias: Option<Vec<f32>>,
     algorithm: ConvAlgorithm,
 }
@@ -70,6 +75,11 @@ const MIN_BAND_PIXELS: usize = 128;
 /// 212 at 1 MiB.
 const BAND_BUDGET: usize = 256 << 10;
 
+/// The longest reduction (`C/groups * FH * FW`) the direct kernel runs:
+/// it keeps a tile's accumulators in registers across the whole of it,
+/// with the weights of every channel block in L1.
+const MAX_DIRECT_TAPS: usize = 512;
+
 /// How the pixels of a non-pointwise layer reach the GEMM.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Lowering {
@@ -87,6 +97,9 @@ pub(super) enum Lowering {
     ImplicitChannels(Band),
     /// Patches gathered into packed panels.
     Im2col,
+    /// The implicit form's band read by the direct kernel: the whole
+    /// reduction per tile, output written in place (short reductions).
+    Direct(Band),
 }
 
 impl Lowering {
@@ -97,6 +110,7 @@ impl Lowering {
             Lowering::Implicit(_) => "implicit gemm",
             Lowering::ImplicitChannels(_) => "implicit gemm^T",
             Lowering::Im2col => "im2col+gemm",
+            Lowering::Direct(_) => "direct",
         }
     }
 }
@@ -165,6 +179,8 @@ impl GemmConv {
             weights: Vec::with_capacity(groups * blocks_per_group),
             weights_t: Vec::new(),
             gemm_t,
+            direct: Direct::for_isa(gemm.kernel.isa),
+            weights_d: Vec::new(),
             bias: bias.map(<[f32]>::to_vec),
             algorithm: ConvAlgorithm::Auto,
         };
@@ -173,6 +189,9 @@ impl GemmConv {
             let block = a.block(r0, 0, rows, a.cols()).expect("row blocks lie inside the weights");
             conv.weights.push(PackedA::new(&conv.gemm, block));
             conv.weights_t.push(PackedA::with_width(&conv.gemm_t, block, conv.gemm.kernel.nr));
+            if k <= MAX_DIRECT_TAPS {
+                conv.weights_d.push(conv.direct.pack(block));
+            }
         }
         conv
     }
@@ -187,6 +206,7 @@ impl GemmConv {
 
     pub fn packed_bytes(&self) -> usize {
         self.weights.iter().chain(&self.weights_t).map(PackedA::bytes).sum::<usize>()
+            + self.weights_d.iter().map(DirectWeights::bytes).sum::<usize>()
             + self.bias.as_ref().map_or(0, |b| b.len() * 4)
     }
 
@@ -268,6 +288,9 @@ impl GemmConv {
         };
         let mut pixel_form: Option<(f64, Band)> = None;
         let mut channel_form: Option<(f64, Band)> = None;
+        let mut direct_form: Option<(f64, Band)> = None;
+        let (direct_mr, direct_nr) = (self.direct.mr(), self.direct.nr());
+        let direct_rows = share(self.block_rows, direct_mr);
         for rows in 1..=most_rows {
             let Some(band) = Band::new(*g, rows, nr) else { continue };
             if rows > 1 && band.len() > BAND_BUDGET {
@@ -276,7 +299,11 @@ impl GemmConv {
             let total = (g.oh / rows) * lanes(rows) + if g.oh.is_multiple_of(rows) { 0 } else { lanes(g.oh % rows) };
             let pixel = balance(rows) * rows_use * pixels as f64 / total as f64;
             let channel = balance(rows) * share(rows * g.ow, mr);
-            for (form, score) in [(&mut pixel_form, pixel), (&mut channel_form, channel)] {
+            let direct_lanes = |r: usize| ((r - 1) * grid_w + g.ow).next_multiple_of(direct_nr);
+            let direct_total = (g.oh / rows) * direct_lanes(rows)
+                + if g.oh.is_multiple_of(rows) { 0 } else { direct_lanes(g.oh % rows) };
+            let direct = balance(rows) * direct_rows * pixels as f64 / direct_total as f64;
+            for (form, score) in [(&mut pixel_form, pixel), (&mut channel_form, channel), (&mut direct_form, direct)] {
                 if form.is_none_or(|(best, _)| score >= best - 0.005) {
                     *form = Some((score, band));
                 }
@@ -305,13 +332,20 @@ impl GemmConv {
         }
         let (pixel_lanes, channel_lanes) =
             (fill * pixel_lanes, fill * transpose * share(self.block_rows, nr) * channel_score);
+        let direct = match direct_form {
+            Some((score, band)) if !self.weights_d.is_empty() => Some((fill * score, band)),
+            _ => None,
+        };
         match self.algorithm {
+            ConvAlgorithm::Direct if let Some((_, band)) = direct => Lowering::Direct(band),
+            ConvAlgorithm::Auto if let Some((score, band)) = direct
+                && score >= pixel_lanes.max(channel_lanes).max(im2col) => Lowering::Direct(band),
             ConvAlgorithm::Im2col => Lowering::Im2col,
             ConvAlgorithm::Implicit => Lowering::Implicit(pixel_band),
             ConvAlgorithm::ImplicitChannels => Lowering::ImplicitChannels(channel_band),
             ConvAlgorithm::Auto if channel_lanes >= pixel_lanes.max(im2col) => Lowering::ImplicitChannels(channel_band),
             ConvAlgorithm::Auto if pixel_lanes >= im2col => Lowering::Implicit(pixel_band),
-            ConvAlgorithm::Auto => Lowering::Im2col,
+            ConvAlgorithm::Auto | ConvAlgorithm::Direct => Lowering::Im2col,
         }
     }
 
@@ -325,6 +359,7 @@ impl GemmConv {
             Lowering::PointwiseChannels(_) => k + self.block_rows * TRANSPOSED_CHUNK,
             Lowering::Implicit(band) => band.len() + k + self.block_rows * nr,
             Lowering::ImplicitChannels(band) => band.len() + k + self.block_rows * TRANSPOSED_CHUNK,
+            Lowering::Direct(band) => band.len() + k,
             Lowering::Im2col => self.gemm.kc.min(k) * self.tile_width(g, n, threads).next_multiple_of(nr),
         }
     }
@@ -336,7 +371,10 @@ impl GemmConv {
         let threads = rayon::current_num_threads();
         let lowering = self.lowering(&geom, n, threads);
         let tile = match lowering {
-            Lowering::Implicit(band) | Lowering::ImplicitChannels(band) | Lowering::PointwiseChannels(band) => {
+            Lowering::Implicit(band)
+            | Lowering::ImplicitChannels(band)
+            | Lowering::PointwiseChannels(band)
+            | Lowering::Direct(band) => {
                 band.rows() * geom.ow
             }
             _ => self.tile_width(&geom, n, threads),
@@ -413,7 +451,7 @@ impl GemmConv {
                     .expect("the input planes hold the pixel tile");
                 self.gemm.run(1.0, a, &b, 0.0, c, &ep);
             }
-            Lowering::Implicit(band) | Lowering::ImplicitChannels(band) => BAND.with(|ws| {
+            Lowering::Implicit(band) | Lowering::ImplicitChannels(band) | Lowering::Direct(band) => BAND.with(|ws| {
                 let BandBuffers { band: buf, taps_for, taps, ctile } = &mut *ws.borrow_mut();
                 buf.resize(buf.len().max(band.len()), 0.0);
                 if *taps_for != Some(band) {
@@ -427,7 +465,10 @@ impl GemmConv {
                     band.fill(x, p0 / g.ow, buf);
                 }
                 let rows = pixels / g.ow;
-                if matches!(im.lowering, Lowering::Implicit(_)) {
+                if let Lowering::Direct(_) = im.lowering {
+                    let bias = self.bias.as_ref().map(|b| &b[r0..r0 + c.rows()]);
+                    self.direct.run(&band, &self.weights_d[rb], buf, taps, rows, c, bias, im.clamp);
+                } else if matches!(im.lowering, Lowering::Implicit(_)) {
                     band.run(&self.gemm, &self.weights[rb], buf, taps, rows, c, &ep, ctile);
                 } else {
                     band.run_transposed(&self.gemm_t, &self.weights_t[rb], buf, taps, rows, c, &ep, ctile, im.stream);

@@ -88,6 +88,11 @@ pub enum ConvAlgorithm {
     ImplicitChannels,
     /// im2col panels gathered tile by tile.
     Im2col,
+    /// The implicit forms' padded rows read by a direct kernel that runs a
+    /// tile's whole reduction in registers and writes the output in place,
+    /// for short reductions (`C/groups * FH * FW` up to 512: a network's
+    /// first layer); elsewhere as `Auto`. Path name `direct`.
+    Direct,
 }
 
 #[derive(Clone, Debug)]
