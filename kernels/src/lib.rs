@@ -12,6 +12,7 @@
 pub mod col2im;
 pub mod depthwise;
 pub mod direct;
+mod evens;
 pub mod gemm;
 pub mod im2col;
 pub mod im2col_t;
