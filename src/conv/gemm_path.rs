@@ -204,6 +204,14 @@ impl GemmConv {
         self.gemm.kernel
     }
 
+    /// The ISA and name of the kernel `lowering` runs.
+    pub fn kernel_name(&self, lowering: &Lowering) -> (receptive_kernels::Isa, &'static str) {
+        match lowering {
+            Lowering::Direct(_) => (self.direct.isa(), self.direct.name()),
+            _ => (self.gemm.kernel.isa, self.gemm.kernel.name),
+        }
+    }
+
     pub fn packed_bytes(&self) -> usize {
         self.weights.iter().chain(&self.weights_t).map(PackedA::bytes).sum::<usize>()
             + self.weights_d.iter().map(DirectWeights::bytes).sum::<usize>()
@@ -303,10 +311,17 @@ impl GemmConv {
             let direct_total = (g.oh / rows) * direct_lanes(rows)
                 + if g.oh.is_multiple_of(rows) { 0 } else { direct_lanes(g.oh % rows) };
             let direct = balance(rows) * direct_rows * pixels as f64 / direct_total as f64;
-            for (form, score) in [(&mut pixel_form, pixel), (&mut channel_form, channel), (&mut direct_form, direct)] {
+            for (form, score) in [(&mut pixel_form, pixel), (&mut channel_form, channel)] {
                 if form.is_none_or(|(best, _)| score >= best - 0.005) {
                     *form = Some((score, band));
                 }
+            }
+            // The direct kernel's band, with the slack its wider or
+            // narrower tiles read past the grid.
+            if let Some(band) = Band::new(*g, rows, direct_nr)
+                && direct_form.is_none_or(|(best, _)| direct >= best - 0.005)
+            {
+                direct_form = Some((direct, band));
             }
         }
         let (Some((pixel_lanes, pixel_band)), Some((channel_score, channel_band))) = (pixel_form, channel_form) else {
@@ -338,8 +353,12 @@ impl GemmConv {
         };
         match self.algorithm {
             ConvAlgorithm::Direct if let Some((_, band)) = direct => Lowering::Direct(band),
-            ConvAlgorithm::Auto if let Some((score, band)) = direct
-                && score >= pixel_lanes.max(channel_lanes).max(im2col) => Lowering::Direct(band),
+            ConvAlgorithm::Auto
+                if let Some((score, band)) = direct
+                    && score >= pixel_lanes.max(channel_lanes).max(im2col) =>
+            {
+                Lowering::Direct(band)
+            }
             ConvAlgorithm::Im2col => Lowering::Im2col,
             ConvAlgorithm::Implicit => Lowering::Implicit(pixel_band),
             ConvAlgorithm::ImplicitChannels => Lowering::ImplicitChannels(channel_band),
@@ -374,9 +393,7 @@ impl GemmConv {
             Lowering::Implicit(band)
             | Lowering::ImplicitChannels(band)
             | Lowering::PointwiseChannels(band)
-            | Lowering::Direct(band) => {
-                band.rows() * geom.ow
-            }
+            | Lowering::Direct(band) => band.rows() * geom.ow,
             _ => self.tile_width(&geom, n, threads),
         };
         let tiles = pixels.div_ceil(tile);

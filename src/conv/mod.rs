@@ -1,7 +1,7 @@
 //! Forward 2-D convolution: a plan that validates and packs once, and runs
 //! many times on the caller's rayon pool.
 //!
-//! Three paths, chosen when the plan is made:
+//! The paths, chosen when the plan is made:
 //! * **1x1 GEMM** (1x1 filter, stride 1, no padding): the input planes of a
 //!   group already are the GEMM's B matrix, so there is nothing to gather.
 //!   With few pixels (7x7) the output channels go in the vector lanes
@@ -10,6 +10,11 @@
 //!   a band of output rows reads, zero-padded and split by stride phase,
 //!   and the microkernel reads every im2col row as a shifted run of that
 //!   band ([`Band`](receptive_kernels::implicit::Band)): no gather at all.
+//! * **direct** (short reductions, `C/groups * FH * FW` up to 512: a
+//!   network's first layer over 3 channels): the implicit path's band read
+//!   by a kernel that keeps a block of output channels in registers across
+//!   the whole reduction and writes the output in place
+//!   ([`Direct`](receptive_kernels::direct::Direct)).
 //! * **im2col + GEMM** (layers whose narrow output would waste the implicit
 //!   path's extra grid columns): each task gathers the patches of a tile of
 //!   output pixels straight into packed B panels
@@ -167,8 +172,8 @@ impl Conv2dPlan {
 
     /// The path and kernel the plan runs on an input of shape `x_shape`, on
     /// the current rayon pool: e.g. `"implicit gemm avx512 sgemm_6x64_avx512"`,
-    /// `"im2col+gemm avx2 sgemm_6x16_avx2"`, `"1x1 gemm scalar sgemm_4x8_scalar"`
-    /// or `"depthwise avx2 depthwise_avx2"`. A general GEMM layer reads its
+    /// `"im2col+gemm avx2 sgemm_6x16_avx2"`, `"1x1 gemm scalar sgemm_4x8_scalar"`,
+    /// `"direct avx512 direct_8x48_avx512"` or `"depthwise avx2 depthwise_avx2"`. A general GEMM layer reads its
     /// input in place (implicit GEMM) unless the shape would waste too much of
     /// the microkernel that way; then it gathers im2col panels.
     ///
@@ -183,14 +188,16 @@ impl Conv2dPlan {
         match &self.path {
             Path::Gemm(g) => {
                 let k = g.kernel();
-                let name = match self.output_shape(x_shape) {
+                let (name, isa, kernel) = match self.output_shape(x_shape) {
                     Ok([n, _, oh, ow]) => {
                         let geom = self.geometry(x_shape, oh, ow, x_shape[1] / self.p.groups);
-                        g.lowering(&geom, n, rayon::current_num_threads()).name()
+                        let lowering = g.lowering(&geom, n, rayon::current_num_threads());
+                        let (isa, kernel) = g.kernel_name(&lowering);
+                        (lowering.name(), isa, kernel)
                     }
-                    Err(_) => "gemm",
+                    Err(_) => ("gemm", k.isa, k.name),
                 };
-                format!("{name} {} {}", k.isa, k.name)
+                format!("{name} {isa} {kernel}")
             }
             Path::Depthwise { kernel, .. } => format!("depthwise {} {}", kernel.isa(), kernel.name()),
         }
