@@ -173,15 +173,20 @@ impl Conv2dPlan {
     /// The path and kernel the plan runs on an input of shape `x_shape`, on
     /// the current rayon pool: e.g. `"implicit gemm avx512 sgemm_6x64_avx512"`,
     /// `"im2col+gemm avx2 sgemm_6x16_avx2"`, `"1x1 gemm scalar sgemm_4x8_scalar"`,
-    /// `"direct avx512 direct_8x48_avx512"` or `"depthwise avx2 depthwise_avx2"`. A general GEMM layer reads its
-    /// input in place (implicit GEMM) unless the shape would waste too much of
-    /// the microkernel that way; then it gathers im2col panels.
+    /// `"direct avx512 direct_8x48_avx512"` or `"depthwise avx2 depthwise_avx2"`.
+    /// A general GEMM layer reads its input in place (implicit GEMM) unless
+    /// the shape would waste too much of the microkernel that way; then it
+    /// gathers im2col panels. A short reduction (a first layer over 3
+    /// channels) runs the direct kernel.
     ///
     /// ```
     /// use receptive::{Activation, Conv2dParams, Conv2dPlan};
-    /// let p = Conv2dParams::new(16, 16, [3, 3]).padding(1);
-    /// let plan = Conv2dPlan::new(&p, &[0.1; 16 * 16 * 9], None, Activation::None)?;
-    /// assert!(plan.path_for([1, 16, 56, 56]).starts_with("implicit gemm"));
+    /// let p = Conv2dParams::new(64, 64, [3, 3]).padding(1);
+    /// let plan = Conv2dPlan::new(&p, &[0.1; 64 * 64 * 9], None, Activation::None)?;
+    /// assert!(plan.path_for([1, 64, 56, 56]).starts_with("implicit gemm"));
+    /// let first = Conv2dParams::new(3, 32, [3, 3]).stride(2).padding(1);
+    /// let plan = Conv2dPlan::new(&first, &[0.1; 32 * 3 * 9], None, Activation::None)?;
+    /// assert!(plan.path_for([1, 3, 224, 224]).starts_with("direct"));
     /// # Ok::<(), receptive::Error>(())
     /// ```
     pub fn path_for(&self, x_shape: [usize; 4]) -> String {
