@@ -296,7 +296,7 @@ impl GemmConv {
         };
         let mut pixel_form: Option<(f64, Band)> = None;
         let mut channel_form: Option<(f64, Band)> = None;
-        let mut direct_form: Option<(f64, Band)> = None;
+        let mut direct_form: Option<(f64, usize)> = None;
         let (direct_mr, direct_nr) = (self.direct.mr(), self.direct.nr());
         let direct_rows = share(self.block_rows, direct_mr);
         for rows in 1..=most_rows {
@@ -316,12 +316,8 @@ impl GemmConv {
                     *form = Some((score, band));
                 }
             }
-            // The direct kernel's band, with the slack its wider or
-            // narrower tiles read past the grid.
-            if let Some(band) = Band::new(*g, rows, direct_nr)
-                && direct_form.is_none_or(|(best, _)| direct >= best - 0.005)
-            {
-                direct_form = Some((direct, band));
+            if direct_form.is_none_or(|(best, _)| direct >= best - 0.005) {
+                direct_form = Some((direct, rows));
             }
         }
         let (Some((pixel_lanes, pixel_band)), Some((channel_score, channel_band))) = (pixel_form, channel_form) else {
@@ -347,24 +343,27 @@ impl GemmConv {
         }
         let (pixel_lanes, channel_lanes) =
             (fill * pixel_lanes, fill * transpose * share(self.block_rows, nr) * channel_score);
+        // The direct kernel's band has the slack its own tile width reads
+        // past the grid.
         let direct = match direct_form {
-            Some((score, band)) if !self.weights_d.is_empty() => Some((fill * score, band)),
+            Some((score, rows)) if !self.weights_d.is_empty() => {
+                Band::new(*g, rows, direct_nr).map(|band| (fill * score, band))
+            }
             _ => None,
         };
-        match self.algorithm {
-            ConvAlgorithm::Direct if let Some((_, band)) = direct => Lowering::Direct(band),
-            ConvAlgorithm::Auto
-                if let Some((score, band)) = direct
-                    && score >= pixel_lanes.max(channel_lanes).max(im2col) =>
-            {
+        // A forced direct form where the reduction is too long runs as Auto.
+        let auto = matches!(self.algorithm, ConvAlgorithm::Auto | ConvAlgorithm::Direct);
+        match (self.algorithm, direct) {
+            (ConvAlgorithm::Direct, Some((_, band))) => Lowering::Direct(band),
+            (ConvAlgorithm::Auto, Some((score, band))) if score >= pixel_lanes.max(channel_lanes).max(im2col) => {
                 Lowering::Direct(band)
             }
-            ConvAlgorithm::Im2col => Lowering::Im2col,
-            ConvAlgorithm::Implicit => Lowering::Implicit(pixel_band),
-            ConvAlgorithm::ImplicitChannels => Lowering::ImplicitChannels(channel_band),
-            ConvAlgorithm::Auto if channel_lanes >= pixel_lanes.max(im2col) => Lowering::ImplicitChannels(channel_band),
-            ConvAlgorithm::Auto if pixel_lanes >= im2col => Lowering::Implicit(pixel_band),
-            ConvAlgorithm::Auto | ConvAlgorithm::Direct => Lowering::Im2col,
+            (ConvAlgorithm::Im2col, _) => Lowering::Im2col,
+            (ConvAlgorithm::Implicit, _) => Lowering::Implicit(pixel_band),
+            (ConvAlgorithm::ImplicitChannels, _) => Lowering::ImplicitChannels(channel_band),
+            _ if auto && channel_lanes >= pixel_lanes.max(im2col) => Lowering::ImplicitChannels(channel_band),
+            _ if auto && pixel_lanes >= im2col => Lowering::Implicit(pixel_band),
+            _ => Lowering::Im2col,
         }
     }
 
