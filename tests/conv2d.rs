@@ -191,8 +191,8 @@ fn each_path_is_chosen_and_correct() {
         // 1x1 with stride or padding reads a band or gathers.
         (Conv2dParams::new(16, 24, [1, 1]).stride(2), [1, 16, 9, 7], "gemm"),
         (Conv2dParams::new(16, 24, [1, 1]).padding(1), [1, 16, 9, 7], "gemm"),
-        // Groups of 3 channels: a reduction short enough for the direct kernel.
-        (Conv2dParams::new(6, 4, [3, 3]).groups(2), [1, 6, 8, 8], "direct"),
+        // Groups of 64 channels: a reduction too long for the direct kernel.
+        (Conv2dParams::new(128, 16, [3, 3]).groups(2), [1, 128, 8, 8], "gemm"),
         // A 72-tap reduction runs direct; a 576-tap one a GEMM.
         (Conv2dParams::new(8, 8, [3, 3]).padding(1), [1, 8, 56, 56], "direct"),
         (Conv2dParams::new(64, 16, [3, 3]).padding(1), [1, 64, 24, 24], "gemm"),
