@@ -286,7 +286,7 @@ pub(crate) fn gather_run(out: &mut [f32], row: &[f32], start: usize, step: usize
             copy_short(dst, &row[from..from + dst.len()]);
         } else if step == 2 {
             crate::evens::copy_evens(dst, &row[from..]);
-        } else {
+        } else if !(step <= 4 && crate::evens::copy_every(dst, &row[from..], step)) {
             for (o, v) in dst.iter_mut().zip(row[from..].iter().step_by(step)) {
                 *o = *v;
             }
