@@ -60,11 +60,14 @@ pub(crate) fn copy_every(out: &mut [f32], src: &[f32], step: usize) -> bool {
     assert!(n == 0 || src.len() > step * (n - 1), "source too short");
     match Isa::active() {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the CPU has AVX-512F (`active` only reports what it supports).
-        Isa::Avx512 if n >= WIDE / step => unsafe { x86::every_avx512(out, src, step) },
-        _ => return false,
+        Isa::Avx512 if n >= WIDE / step => {
+            // SAFETY: the CPU has AVX-512F (`active` only reports what it
+            // supports); src is long enough (asserted).
+            unsafe { x86::every_avx512(out, src, step) };
+            true
+        }
+        _ => false,
     }
-    true
 }
 
 /// The shortest run worth a call into the vector loops.
