@@ -107,6 +107,7 @@ proptest! {
             Just(ConvAlgorithm::Implicit),
             Just(ConvAlgorithm::ImplicitChannels),
             Just(ConvAlgorithm::Im2col),
+            Just(ConvAlgorithm::Direct),
         ],
     ) {
         prop_assume!(p.output_shape(shape).is_ok());
@@ -119,6 +120,8 @@ proptest! {
                 ConvAlgorithm::Implicit => "implicit gemm ",
                 ConvAlgorithm::ImplicitChannels => "implicit gemm^T",
                 ConvAlgorithm::Im2col => "im2col+gemm",
+                // Every layer here has a reduction short enough.
+                ConvAlgorithm::Direct => "direct",
                 ConvAlgorithm::Auto => "",
             };
             prop_assert!(path.starts_with(want), "{}", path);
@@ -188,11 +191,15 @@ fn each_path_is_chosen_and_correct() {
         // 1x1 with stride or padding reads a band or gathers.
         (Conv2dParams::new(16, 24, [1, 1]).stride(2), [1, 16, 9, 7], "gemm"),
         (Conv2dParams::new(16, 24, [1, 1]).padding(1), [1, 16, 9, 7], "gemm"),
-        (Conv2dParams::new(6, 4, [3, 3]).groups(2), [1, 6, 8, 8], "gemm"),
-        (Conv2dParams::new(8, 8, [3, 3]).padding(1), [1, 8, 56, 56], "implicit gemm"),
+        // Groups of 64 channels: a reduction too long for the direct kernel.
+        (Conv2dParams::new(128, 16, [3, 3]).groups(2), [1, 128, 8, 8], "gemm"),
+        // A 72-tap reduction runs direct; a 576-tap one a GEMM.
+        (Conv2dParams::new(8, 8, [3, 3]).padding(1), [1, 8, 56, 56], "direct"),
+        (Conv2dParams::new(64, 16, [3, 3]).padding(1), [1, 64, 24, 24], "gemm"),
         // A 7-wide filter over a 3-wide output: the band's grid would be
-        // mostly extra columns (checked below).
-        (Conv2dParams::new(4, 8, [1, 7]), [1, 4, 16, 9], "gemm"),
+        // mostly extra columns (checked below); 80 channels, past the direct
+        // kernel's reduction.
+        (Conv2dParams::new(80, 8, [1, 7]), [1, 80, 16, 9], "gemm"),
         (Conv2dParams::new(6, 6, [1, 1]).groups(3), [1, 6, 5, 5], "1x1 gemm"),
         (Conv2dParams::new(12, 12, [3, 3]).padding(1).groups(12), [2, 12, 10, 19], "depthwise"),
         (Conv2dParams::new(4, 12, [5, 3]).padding(2).stride_hw([2, 1]).groups(4), [1, 4, 11, 9], "depthwise"),
@@ -210,7 +217,7 @@ fn each_path_is_chosen_and_correct() {
             let got = run_and_check(&p, shape, true, act, 20 + i as u64);
             assert!(got.contains(path), "{p:?}: {got}, want {path}");
             assert!(got.contains(receptive::active_isa().name()) || got.contains("scalar"), "{got}");
-            if path.ends_with("gemm") && !path.starts_with("1x1") {
+            if (path.ends_with("gemm") || path == "direct") && !path.starts_with("1x1") {
                 for (algorithm, name) in [
                     (ConvAlgorithm::Implicit, "implicit gemm "),
                     (ConvAlgorithm::ImplicitChannels, "implicit gemm^T"),
@@ -222,6 +229,38 @@ fn each_path_is_chosen_and_correct() {
             }
         }
     }
+}
+
+/// A network's first layer (3 channels, stride 2, 16 to 96 filters) runs
+/// the direct kernel: filter counts on and off its channel block, output
+/// widths whose rows end mid-vector and span several vectors, batches and
+/// thread counts, every activation. A long reduction never does.
+#[test]
+fn first_layers_run_the_direct_kernel() {
+    let cases = [
+        (Conv2dParams::new(3, 32, [3, 3]).stride(2).padding(1), [1, 3, 40, 38]),
+        (Conv2dParams::new(3, 24, [3, 3]).stride(2).padding(1), [2, 3, 33, 35]),
+        (Conv2dParams::new(3, 13, [7, 7]).stride(2).padding(3), [1, 3, 37, 30]),
+        (Conv2dParams::new(4, 20, [5, 5]).stride(2).padding(2), [1, 4, 20, 70]),
+        (Conv2dParams::new(3, 9, [11, 11]).stride(4), [2, 3, 47, 51]),
+        (Conv2dParams::new(3, 16, [3, 3]).padding(1), [1, 3, 9, 3]),
+        (Conv2dParams::new(4, 6, [3, 3]).stride(2).padding(1).groups(2), [1, 4, 18, 18]),
+    ];
+    let acts = [Activation::None, Activation::Relu, Activation::Clamp { min: -0.5, max: 0.5 }];
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        for (i, (p, shape)) in cases.iter().enumerate() {
+            let path =
+                pool.install(|| run_with(p, *shape, i % 2 == 0, acts[i % 3], 60 + i as u64, ConvAlgorithm::Direct));
+            assert!(path.starts_with("direct"), "{p:?}: {path}");
+        }
+        let first = Conv2dParams::new(3, 32, [3, 3]).stride(2).padding(1);
+        let path = pool.install(|| run_and_check(&first, [1, 3, 64, 64], true, Activation::Relu, 70));
+        assert!(path.starts_with("direct"), "auto on a first layer: {path}");
+    }
+    let long = Conv2dParams::new(64, 8, [3, 3]).padding(1);
+    let path = run_with(&long, [1, 64, 9, 9], false, Activation::None, 71, ConvAlgorithm::Direct);
+    assert!(!path.starts_with("direct"), "a 576-tap reduction: {path}");
 }
 
 #[test]

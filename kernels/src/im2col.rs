@@ -285,16 +285,8 @@ pub(crate) fn gather_run(out: &mut [f32], row: &[f32], start: usize, step: usize
         if step == 1 {
             copy_short(dst, &row[from..from + dst.len()]);
         } else if step == 2 {
-            // Pairs, which the compiler turns into deinterleaving shuffles.
-            let src = &row[from..];
-            let pairs = dst.len().min(src.len() / 2);
-            for (o, pair) in dst[..pairs].iter_mut().zip(src.chunks_exact(2)) {
-                *o = pair[0];
-            }
-            if pairs < dst.len() {
-                dst[pairs] = src[2 * pairs];
-            }
-        } else {
+            crate::evens::copy_evens(dst, &row[from..]);
+        } else if !(step <= 4 && crate::evens::copy_every(dst, &row[from..], step)) {
             for (o, v) in dst.iter_mut().zip(row[from..].iter().step_by(step)) {
                 *o = *v;
             }

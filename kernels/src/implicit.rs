@@ -136,6 +136,11 @@ impl Band {
         self.rows
     }
 
+    /// The convolution the band is laid out for.
+    pub fn geometry(&self) -> &Geometry {
+        &self.g
+    }
+
     fn channel_len(&self) -> Option<usize> {
         (self.phases[0] * self.phases[1]).checked_mul(self.plane)
     }

@@ -11,6 +11,8 @@
 
 pub mod col2im;
 pub mod depthwise;
+pub mod direct;
+mod evens;
 pub mod gemm;
 pub mod im2col;
 pub mod im2col_t;

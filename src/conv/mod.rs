@@ -1,7 +1,7 @@
 //! Forward 2-D convolution: a plan that validates and packs once, and runs
 //! many times on the caller's rayon pool.
 //!
-//! Three paths, chosen when the plan is made:
+//! The paths, chosen when the plan is made:
 //! * **1x1 GEMM** (1x1 filter, stride 1, no padding): the input planes of a
 //!   group already are the GEMM's B matrix, so there is nothing to gather.
 //!   With few pixels (7x7) the output channels go in the vector lanes
@@ -10,6 +10,11 @@
 //!   a band of output rows reads, zero-padded and split by stride phase,
 //!   and the microkernel reads every im2col row as a shifted run of that
 //!   band ([`Band`](receptive_kernels::implicit::Band)): no gather at all.
+//! * **direct** (short reductions, `C/groups * FH * FW` up to 512: a
+//!   network's first layer over 3 channels): the implicit path's band read
+//!   by a kernel that keeps a block of output channels in registers across
+//!   the whole reduction and writes the output in place
+//!   ([`Direct`](receptive_kernels::direct::Direct)).
 //! * **im2col + GEMM** (layers whose narrow output would waste the implicit
 //!   path's extra grid columns): each task gathers the patches of a tile of
 //!   output pixels straight into packed B panels
@@ -88,6 +93,11 @@ pub enum ConvAlgorithm {
     ImplicitChannels,
     /// im2col panels gathered tile by tile.
     Im2col,
+    /// The implicit forms' padded rows read by a direct kernel that runs a
+    /// tile's whole reduction in registers and writes the output in place,
+    /// for short reductions (`C/groups * FH * FW` up to 512: a network's
+    /// first layer); elsewhere as `Auto`. Path name `direct`.
+    Direct,
 }
 
 #[derive(Clone, Debug)]
@@ -162,30 +172,37 @@ impl Conv2dPlan {
 
     /// The path and kernel the plan runs on an input of shape `x_shape`, on
     /// the current rayon pool: e.g. `"implicit gemm avx512 sgemm_6x64_avx512"`,
-    /// `"im2col+gemm avx2 sgemm_6x16_avx2"`, `"1x1 gemm scalar sgemm_4x8_scalar"`
-    /// or `"depthwise avx2 depthwise_avx2"`. A general GEMM layer reads its
-    /// input in place (implicit GEMM) unless the shape would waste too much of
-    /// the microkernel that way; then it gathers im2col panels.
+    /// `"im2col+gemm avx2 sgemm_6x16_avx2"`, `"1x1 gemm scalar sgemm_4x8_scalar"`,
+    /// `"direct avx512 direct_8x48_avx512"` or `"depthwise avx2 depthwise_avx2"`.
+    /// A general GEMM layer reads its input in place (implicit GEMM) unless
+    /// the shape would waste too much of the microkernel that way; then it
+    /// gathers im2col panels. A short reduction (a first layer over 3
+    /// channels) runs the direct kernel.
     ///
     /// ```
     /// use receptive::{Activation, Conv2dParams, Conv2dPlan};
-    /// let p = Conv2dParams::new(16, 16, [3, 3]).padding(1);
-    /// let plan = Conv2dPlan::new(&p, &[0.1; 16 * 16 * 9], None, Activation::None)?;
-    /// assert!(plan.path_for([1, 16, 56, 56]).starts_with("implicit gemm"));
+    /// let p = Conv2dParams::new(64, 64, [3, 3]).padding(1);
+    /// let plan = Conv2dPlan::new(&p, &[0.1; 64 * 64 * 9], None, Activation::None)?;
+    /// assert!(plan.path_for([1, 64, 56, 56]).starts_with("implicit gemm"));
+    /// let first = Conv2dParams::new(3, 32, [3, 3]).stride(2).padding(1);
+    /// let plan = Conv2dPlan::new(&first, &[0.1; 32 * 3 * 9], None, Activation::None)?;
+    /// assert!(plan.path_for([1, 3, 224, 224]).starts_with("direct"));
     /// # Ok::<(), receptive::Error>(())
     /// ```
     pub fn path_for(&self, x_shape: [usize; 4]) -> String {
         match &self.path {
             Path::Gemm(g) => {
                 let k = g.kernel();
-                let name = match self.output_shape(x_shape) {
+                let (name, isa, kernel) = match self.output_shape(x_shape) {
                     Ok([n, _, oh, ow]) => {
                         let geom = self.geometry(x_shape, oh, ow, x_shape[1] / self.p.groups);
-                        g.lowering(&geom, n, rayon::current_num_threads()).name()
+                        let lowering = g.lowering(&geom, n, rayon::current_num_threads());
+                        let (isa, kernel) = g.kernel_name(&lowering);
+                        (lowering.name(), isa, kernel)
                     }
-                    Err(_) => "gemm",
+                    Err(_) => ("gemm", k.isa, k.name),
                 };
-                format!("{name} {} {}", k.isa, k.name)
+                format!("{name} {isa} {kernel}")
             }
             Path::Depthwise { kernel, .. } => format!("depthwise {} {}", kernel.isa(), kernel.name()),
         }

@@ -31,7 +31,7 @@ pub const USAGE: &str = "receptive bench [--suite FILE] [--threads N] [--isa sca
       --save NAME      store this run in $RECEPTIVE_BENCH_DIR (default target/receptive-bench)/NAME.jsonl
       --baseline NAME  compare each case with a stored run and flag changes beyond the noise
       --budget-ms MS   timing budget per case (default 500)
-The environment variable RECEPTIVE_CONV_ALGORITHM=auto|implicit|implicit_t|im2col forces how
+The environment variable RECEPTIVE_CONV_ALGORITHM=auto|implicit|implicit_t|im2col|direct forces how
 GEMM-path convolutions reach their pixels (to compare the lowerings on a suite).";
 
 #[derive(Debug, Default)]

@@ -131,7 +131,10 @@ fn algorithm() -> Result<ConvAlgorithm, String> {
         Ok("implicit") => Ok(ConvAlgorithm::Implicit),
         Ok("implicit_t") => Ok(ConvAlgorithm::ImplicitChannels),
         Ok("im2col") => Ok(ConvAlgorithm::Im2col),
-        Ok(other) => Err(format!("RECEPTIVE_CONV_ALGORITHM={other}: expected auto, implicit, implicit_t or im2col")),
+        Ok("direct") => Ok(ConvAlgorithm::Direct),
+        Ok(other) => {
+            Err(format!("RECEPTIVE_CONV_ALGORITHM={other}: expected auto, implicit, implicit_t, im2col or direct"))
+        }
     }
 }
 
