@@ -395,37 +395,16 @@ static KERNELS: &[Direct] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{ints, naive_conv};
 
     /// Direct convolution of `x` (one group) by `w` `[K, C*FH*FW]`, then
     /// bias and clamp.
     fn naive(x: &[f32], w: &[f32], k: usize, g: &Geometry, bias: &[f32], clamp: (f32, f32)) -> Vec<f32> {
-        let mut y = vec![0.0; k * g.oh * g.ow];
-        for o in 0..k {
-            for oy in 0..g.oh {
-                for ox in 0..g.ow {
-                    let mut s = 0.0;
-                    for c in 0..g.c {
-                        for fy in 0..g.fh {
-                            for fx in 0..g.fw {
-                                let iy = (oy * g.stride[0] + fy * g.dilation[0]) as isize - g.pad_top as isize;
-                                let ix = (ox * g.stride[1] + fx * g.dilation[1]) as isize - g.pad_left as isize;
-                                if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
-                                    let xv = x[(c * g.h + iy as usize) * g.w + ix as usize];
-                                    s += w[((o * g.c + c) * g.fh + fy) * g.fw + fx] * xv;
-                                }
-                            }
-                        }
-                    }
-                    y[(o * g.oh + oy) * g.ow + ox] = (s + bias[o]).clamp(clamp.0, clamp.1);
-                }
-            }
+        let mut y = naive_conv(x, w, k, g);
+        for (plane, b) in y.chunks_exact_mut(g.oh * g.ow).zip(bias) {
+            plane.iter_mut().for_each(|v| *v = (*v + b).clamp(clamp.0, clamp.1));
         }
         y
-    }
-
-    /// Small integers, so every sum is exact in f32 whatever the order.
-    fn ints(n: usize, seed: usize) -> Vec<f32> {
-        (0..n).map(|i| ((i * 7 + seed * 13) % 9) as f32 - 4.0).collect()
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub mod peak;
 #[cfg(feature = "peers")]
 pub mod peers;
 pub mod pool;
+#[cfg(test)]
+mod testing;
 pub mod transpose;
 pub mod view;
 pub mod wgrad;

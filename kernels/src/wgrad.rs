@@ -513,11 +513,7 @@ mod tests {
     use super::*;
     use crate::im2col::Geometry;
     use crate::implicit::Band;
-
-    /// Small integers, so every sum is exact in f32 whatever the order.
-    fn ints(n: usize, seed: usize) -> Vec<f32> {
-        (0..n).map(|i| ((i * 7 + seed * 13) % 9) as f32 - 4.0).collect()
-    }
+    use crate::testing::ints;
 
     #[test]
     fn every_kernel_matches_naive_products_over_every_edge() {
