@@ -397,3 +397,28 @@ fn nan_propagates_through_every_path() {
         }
     }
 }
+
+/// A plan remembers the lowering it chose for the last shape: runs that
+/// alternate between shapes (and thread counts) that choose differently
+/// must each get their own.
+#[test]
+fn a_plan_alternating_shapes_and_threads_stays_right() {
+    let p = Conv2dParams::new(3, 16, [3, 3]).stride(2).padding(1);
+    let w = fill(p.weight_count(), 7);
+    let bias = fill(16, 8);
+    let plan = Conv2dPlan::new(&p, &w, Some(&bias), Activation::None).unwrap();
+    let pools: Vec<_> = [1, 2].map(|t| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap()).into();
+    let shapes = [[1, 3, 5, 6], [2, 3, 40, 33], [1, 3, 1, 1], [3, 3, 9, 64]];
+    let mut paths = std::collections::BTreeSet::new();
+    for round in 0..3 {
+        for (i, &shape) in shapes.iter().enumerate() {
+            let pool = &pools[(round + i) % 2];
+            let x = fill(shape.iter().product(), (round * 4 + i) as u64);
+            let mut y = vec![f32::NAN; plan.output_shape(shape).unwrap().iter().product()];
+            pool.install(|| plan.run(&x, shape, &mut y)).unwrap();
+            check(&y, &x, shape, &w, Some(&bias), &p, Activation::None);
+            paths.insert(pool.install(|| plan.path_for(shape)));
+        }
+    }
+    assert!(paths.len() > 1, "the shapes should choose different lowerings: {paths:?}");
+}

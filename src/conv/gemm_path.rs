@@ -5,6 +5,7 @@
 
 use std::cell::RefCell;
 use std::ops::Range;
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 use receptive_kernels::direct::{Direct, DirectWeights};
@@ -50,6 +51,23 @@ pub(super) struct GemmConv {
     weights_d: Vec<DirectWeights>,
     bias: Option<Vec<f32>>,
     algorithm: ConvAlgorithm,
+    /// The last lowering chosen, with what it was chosen for.
+    last: LastLowering,
+}
+
+/// The last (geometry, batch, threads) a plan ran on and the lowering it
+/// chose: scoring every band height costs microseconds, a fifth of a small
+/// layer's run (seed_28x28x6: 5 us), and a plan usually runs one shape.
+#[derive(Debug, Default)]
+struct LastLowering(Mutex<Option<(ShapeKey, Lowering)>>);
+
+/// A run's geometry (per group), batch and threads.
+type ShapeKey = (Geometry, usize, usize);
+
+impl Clone for LastLowering {
+    fn clone(&self) -> Self {
+        LastLowering::default()
+    }
 }
 
 /// Tasks per thread a layer's pixels split into where the batch and the
@@ -201,6 +219,7 @@ impl GemmConv {
             weights_d: Vec::new(),
             bias: bias.map(<[f32]>::to_vec),
             algorithm: ConvAlgorithm::Auto,
+            last: LastLowering::default(),
         };
         for rb in 0..groups * blocks_per_group {
             let (r0, rows) = conv.row_block(rb);
@@ -216,6 +235,23 @@ impl GemmConv {
 
     pub fn set_algorithm(&mut self, algorithm: ConvAlgorithm) {
         self.algorithm = algorithm;
+        self.last = LastLowering::default();
+    }
+
+    /// [`choose_lowering`](Self::choose_lowering), remembered for the last
+    /// shape it was asked for.
+    pub fn lowering(&self, g: &Geometry, n: usize, threads: usize) -> Lowering {
+        let key = (*g, n, threads);
+        // A poisoned lock only means a panic elsewhere; the value is whole.
+        let mut last = self.last.0.lock().unwrap_or_else(|e| e.into_inner());
+        match *last {
+            Some((k, lowering)) if k == key => lowering,
+            _ => {
+                let lowering = self.choose_lowering(g, n, threads);
+                *last = Some((key, lowering));
+                lowering
+            }
+        }
     }
 
     pub fn kernel(&self) -> &'static MicroKernel {
@@ -293,7 +329,7 @@ impl GemmConv {
     /// first_3x3_s2 (32 filters) 113 / - / 170, 8 -> 32 channels 3x3 at 56x56
     /// 164 / 105 / 217, 16 -> 64 206 / 214 / 232, 56 -> 64 at 28x28 (504
     /// taps) 201 / 232 / 221, where the score picks implicit^T.
-    pub fn lowering(&self, g: &Geometry, n: usize, threads: usize) -> Lowering {
+    fn choose_lowering(&self, g: &Geometry, n: usize, threads: usize) -> Lowering {
         let (mr, nr) = (self.gemm.kernel.mr, self.gemm.kernel.nr);
         let share = |len: usize, tile: usize| len as f64 / len.next_multiple_of(tile) as f64;
         let pixels = g.oh * g.ow;

@@ -102,7 +102,7 @@ pub enum ConvAlgorithm {
 
 #[derive(Clone, Debug)]
 enum Path {
-    Gemm(gemm_path::GemmConv),
+    Gemm(Box<gemm_path::GemmConv>),
     Depthwise {
         kernel: &'static Depthwise,
         /// `[K, FH*FW]`: the filters of input channel c are rows `c*m..(c+1)*m`.
@@ -142,7 +142,7 @@ impl Conv2dPlan {
             let gemm = active_gemm();
             let pointwise = fh == 1 && fw == 1 && p.stride == [1, 1] && p.padding == crate::Padding::uniform(0);
             let a = MatRef::new(w, k, cg * fh * fw, cg * fh * fw, 1)?;
-            Path::Gemm(gemm_path::GemmConv::new(gemm, a, p.groups, fh * fw, pointwise, bias))
+            Path::Gemm(Box::new(gemm_path::GemmConv::new(gemm, a, p.groups, fh * fw, pointwise, bias)))
         };
         Ok(Conv2dPlan { p: *p, act, path })
     }
