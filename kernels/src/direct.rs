@@ -14,9 +14,10 @@
 //! transpose; with a reduction this short those copies cost a fifth of the
 //! layer.
 
+use crate::gemm::simd::Simd;
 use crate::im2col::Geometry;
 use crate::implicit::Band;
-use crate::isa::Isa;
+use crate::isa::{Isa, kernel_for};
 use crate::view::{MatMut, MatRef};
 
 /// Most vectors per tile (the scalar kernel's 8 one-float "vectors").
@@ -97,8 +98,7 @@ impl Direct {
     /// The kernel for `isa`, or for the best ISA below it that this CPU
     /// runs (so the result is always safe to run here).
     pub fn for_isa(isa: Isa) -> &'static Direct {
-        let isa = if isa.supported() { isa } else { Isa::Scalar };
-        KERNELS.iter().find(|k| k.isa == isa).unwrap_or(&KERNELS[KERNELS.len() - 1])
+        kernel_for(KERNELS, isa, |k| k.isa)
     }
 
     /// Name carrying tile and ISA, e.g. `direct_8x48_avx512`.
@@ -252,8 +252,6 @@ unsafe trait Compact: Simd {
         }
     }
 }
-
-use crate::gemm::simd::Simd;
 
 /// The tile: `MR` channels times `NV` vectors, the whole reduction in
 /// registers, then bias, clamp and the compacting store.

@@ -21,6 +21,21 @@ pub enum Isa {
     Neon,
 }
 
+/// The entry of a kernel registry for `isa`, or its scalar entry where this
+/// CPU does not run `isa` or the registry has no kernel for it: the result
+/// is always safe to run here.
+///
+/// # Panics
+/// If the registry lists no scalar kernel (every one does).
+pub(crate) fn kernel_for<T>(registry: &'static [T], isa: Isa, isa_of: fn(&T) -> Isa) -> &'static T {
+    let isa = if isa.supported() { isa } else { Isa::Scalar };
+    registry
+        .iter()
+        .find(|k| isa_of(k) == isa)
+        .or_else(|| registry.iter().find(|k| isa_of(k) == Isa::Scalar))
+        .expect("every kernel registry lists a scalar kernel")
+}
+
 impl Isa {
     /// Every ISA, weakest first.
     pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon];

@@ -16,7 +16,7 @@
 
 use crate::gemm::scalar::Scalar;
 use crate::gemm::simd::Simd;
-use crate::isa::Isa;
+use crate::isa::{Isa, kernel_for};
 use crate::transpose::transpose;
 use crate::view::MatMut;
 
@@ -370,13 +370,10 @@ pub static WGRAD_KERNELS: &[WgradKernel] = &[
 pub static WGRAD_KERNELS: &[WgradKernel] = &[kernel!(wgrad_4x8_scalar / dot_scalar, Isa::Scalar, 4 x 8)];
 
 impl WgradKernel {
-    /// The preferred kernel for `isa`, falling back to scalar.
+    /// The kernel for `isa`, or the scalar one where this CPU does not run
+    /// `isa`.
     pub fn for_isa(isa: Isa) -> &'static WgradKernel {
-        WGRAD_KERNELS
-            .iter()
-            .find(|k| k.isa == isa)
-            .or_else(|| WGRAD_KERNELS.iter().find(|k| k.isa == Isa::Scalar))
-            .expect("the table always lists a scalar kernel")
+        kernel_for(WGRAD_KERNELS, isa, |k| k.isa)
     }
 
     /// Grid pixels per packed chunk of dY: a `chunk x NR` panel is 32 KiB,

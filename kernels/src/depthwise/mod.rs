@@ -35,7 +35,7 @@ mod wgrad;
 use std::cell::RefCell;
 
 use crate::im2col::{Geometry, copy_short};
-use crate::isa::Isa;
+use crate::isa::{Isa, kernel_for};
 use simd::{MAX_LANES, Scalar, Simd};
 use source::{Bordered, InPlace, Rows, Tap, in_place};
 pub use wgrad::DepthwiseWgrad;
@@ -67,8 +67,7 @@ impl Depthwise {
     /// The kernel for `isa`, or for the best ISA below it that this CPU
     /// runs (so the result is always safe to run here).
     pub fn for_isa(isa: Isa) -> &'static Depthwise {
-        let isa = if isa.supported() { isa } else { Isa::Scalar };
-        KERNELS.iter().find(|k| k.isa == isa).unwrap_or(&KERNELS[KERNELS.len() - 1])
+        kernel_for(KERNELS, isa, |k| k.isa)
     }
 
     /// Name carrying the ISA, e.g. `depthwise_avx512`.

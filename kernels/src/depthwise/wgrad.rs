@@ -15,7 +15,7 @@
 
 use super::simd::{MAX_LANES, Scalar, Simd};
 use crate::im2col::Geometry;
-use crate::isa::Isa;
+use crate::isa::{Isa, kernel_for};
 
 /// The body for one plane, compiled for an ISA.
 ///
@@ -265,8 +265,7 @@ impl DepthwiseWgrad {
     /// The kernel for `isa`, or for the best ISA below it that this CPU
     /// runs (so the result is always safe to run here).
     pub fn for_isa(isa: Isa) -> &'static DepthwiseWgrad {
-        let isa = if isa.supported() { isa } else { Isa::Scalar };
-        KERNELS.iter().find(|k| k.isa == isa).unwrap_or(&KERNELS[KERNELS.len() - 1])
+        kernel_for(KERNELS, isa, |k| k.isa)
     }
 
     /// Name carrying the ISA, e.g. `depthwise_wgrad_avx512`.
